@@ -1,0 +1,1 @@
+"""Small helpers the shop's Python services share (standard library only)."""

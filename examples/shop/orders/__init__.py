@@ -1,0 +1,1 @@
+"""The orders service: takes orders, talks to catalog, payments, notifications."""

@@ -1,0 +1,1 @@
+"""A stand-in for a third-party payment API."""

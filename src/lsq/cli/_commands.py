@@ -1,0 +1,342 @@
+"""The runtime commands: up, down, ps, logs, start, stop, restart, scale, validate, config."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from lsq.cli._main import Context, cli
+from lsq.errors import LsqError, RuntimeNotRunning, StartupFailed, UsageError
+from lsq.manifest import AppConfig, find_manifest, load
+
+
+def _load(ctx: Context) -> AppConfig:
+    path = ctx.file if ctx.file is not None else find_manifest(Path.cwd())
+    if not path.exists():
+        raise UsageError(f"manifest {str(path)!r} does not exist; pass an existing file with -f")
+    app = load(path.resolve())
+    for warning in app.warnings:
+        click.echo(f"lsq: warning: {warning}", err=True)
+    return app
+
+
+def _state_dir(app: AppConfig) -> Path:
+    return app.root / ".lsq"
+
+
+def _client(app: AppConfig):  # type: ignore[no-untyped-def]
+    from lsq.control import ControlClient
+
+    return ControlClient(_state_dir(app))
+
+
+def _check_names(app: AppConfig, names: tuple[str, ...]) -> None:
+    for name in names:
+        if name not in app.services:
+            raise UsageError(
+                f"no service {name!r} in {app.path.name}; known: {', '.join(app.services) or 'none'}"
+            )
+
+
+def _run_loop(coro):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+# -- up -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("-d", "--detach", is_flag=True, help="Run in the background; return once all is up.")
+@click.option("--timeout", type=float, default=None, help="With -d: give up after this many seconds.")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def up(ctx: Context, detach: bool, timeout: float | None, services: tuple[str, ...]) -> None:
+    """Start the app (or SERVICES and what they depend on) and supervise it."""
+    app = _load(ctx)
+    _check_names(app, services)
+    from lsq.runtime import read_runtime_info
+
+    info = read_runtime_info(_state_dir(app))
+    if info is not None:
+        raise LsqError(
+            f"the app is already running (runtime pid {info.pid}); "
+            "see it with `lsq ps`, stop it with `lsq down`"
+        )
+    if detach:
+        _up_detached(app, services, timeout)
+        return
+    from lsq.control import serve
+    from lsq.runtime import Printer
+
+    code = _run_loop(serve(app, services=list(services) or None, printer=Printer(sys.stdout)))
+    sys.exit(code)
+
+
+def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | None) -> None:
+    state = _state_dir(app)
+    state.mkdir(parents=True, exist_ok=True)
+    log = open(state / "runtime.log", "ab")
+    argv = [sys.executable, "-m", "lsq.cli._daemon", str(app.path), *services]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                            start_new_session=True, cwd=app.root)
+    log.close()
+    deadline = time.monotonic() + (timeout or 600)
+    client = None
+    seen_events = 0
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StartupFailed(f"the runtime exited with code {proc.returncode}: {_tail(state / 'runtime.log')}")
+        if client is None:
+            try:
+                client = _client(app)
+            except (RuntimeNotRunning, OSError):
+                time.sleep(0.05)
+                continue
+        try:
+            status = client.get("/v1/status")
+            events = client.get("/v1/events", since=seen_events)
+        except RuntimeNotRunning:
+            time.sleep(0.05)
+            continue
+        for event in events:  # type: ignore[union-attr]
+            seen_events = max(seen_events, int(event["id"]))
+            if event["kind"] in ("state", "runtime", "killed"):
+                who = event["instance"] or event["service"] or "lsq"
+                click.echo(f"  {who}: {event['message']}")
+        startup = status["startup"]  # type: ignore[index]
+        if startup["state"] == "ready":
+            click.echo(f"lsq: {app.name} is up (runtime pid {proc.pid}) in {startup.get('seconds', '?')}s")
+            _print_table(status)  # type: ignore[arg-type]
+            return
+        if startup["state"] == "failed":
+            raise StartupFailed(
+                f"start-up failed: {startup['reason']}. The runtime keeps running: "
+                "inspect with `lsq ps` and `lsq logs`, stop it with `lsq down`"
+            )
+        time.sleep(0.05)
+    raise StartupFailed(f"not up within {timeout or 600:g}s; inspect with `lsq ps`, stop with `lsq down`")
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no output"
+    return " | ".join(text[-lines:]) or "no output"
+
+
+# -- down ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--volumes", is_flag=True, help="Also delete every service's data.")
+@click.option("--yes", is_flag=True, help="Do not ask before deleting data.")
+@click.option("--timeout", type=float, default=120.0, help="Seconds to wait for the stop.")
+@click.pass_obj
+def down(ctx: Context, volumes: bool, yes: bool, timeout: float) -> None:
+    """Stop the running app; with --volumes, delete its data too."""
+    app = _load(ctx)
+    from lsq.runtime import read_runtime_info
+
+    info = read_runtime_info(_state_dir(app))
+    if info is None:
+        click.echo(f"lsq: nothing is running for {app.name}")
+    else:
+        _client(app).post("/v1/down")
+        deadline = time.monotonic() + timeout
+        while read_runtime_info(_state_dir(app)) is not None:
+            if time.monotonic() > deadline:
+                raise LsqError(f"the runtime (pid {info.pid}) did not stop within {timeout:g}s")
+            time.sleep(0.05)
+        click.echo(f"lsq: {app.name} stopped")
+    if volumes:
+        _delete_data(app, yes)
+
+
+def _delete_data(app: AppConfig, yes: bool) -> None:
+    from lsq.runtime import _data
+
+    owners = [n for n, s in app.services.items() if _data.kind(s.data)]
+    if not owners:
+        click.echo("lsq: no service declares data; nothing to delete")
+        return
+    what = ", ".join(f"{n} ({_data.kind(app.services[n].data)})" for n in owners)
+    if not yes and not click.confirm(f"Delete the data of {what}?", default=False):
+        raise UsageError("not deleted; pass --yes to delete without asking")
+    for name in owners:
+        if _data.kind(app.services[name].data) == "sqlite":
+            _data.drop_sqlite(_state_dir(app) / "data", name)
+        else:
+            _data.drop_postgres(app.name, name)
+        click.echo(f"lsq: deleted the data of {name}")
+
+
+# -- ps -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def ps(ctx: Context, as_json: bool) -> None:
+    """Show services, their instances, state, health and addresses."""
+    app = _load(ctx)
+    status = _client(app).get("/v1/status")
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+        return
+    _print_table(status)  # type: ignore[arg-type]
+
+
+def _print_table(status: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("SERVICE", "STATE", "HEALTH", "ADDRESS", "INSTANCE", "PID", "PORT", "RESTARTS", "DETAIL"):
+        table.add_column(col)
+    now = time.time()
+    for svc in status["services"]:  # type: ignore[attr-defined]
+        first = True
+        instances = svc["instances"] or [{}]
+        for inst in instances:
+            detail = str(inst.get("reason") or "")
+            if inst.get("next_retry"):
+                detail = f"next retry in {max(0, inst['next_retry'] - now):.1f}s; " + detail
+            if inst.get("last_exit") is not None and inst.get("state") in ("backoff", "failed", "exited"):
+                detail = f"last exit {inst['last_exit']}; " + detail
+            table.add_row(
+                svc["name"] if first else "",
+                svc["state"] if first else "",
+                svc["health"] if first else "",
+                svc["address"] if first else "",
+                str(inst.get("id", "")),
+                str(inst.get("pid") or ""),
+                str(inst.get("port") or ""),
+                str(inst.get("restarts", "")),
+                detail.strip("; "),
+            )
+            first = False
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 240
+    console.print(table)
+
+
+# -- logs ---------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?", text.strip())
+    if not match:
+        raise UsageError(f"--since expects a duration such as 30s, 5m or 2h, found {text!r}")
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[match.group(2)]
+    return float(match.group(1)) * unit
+
+
+@cli.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.option("--since", default=None, help="Only lines newer than this (30s, 5m, 2h).")
+@click.option("--grep", "pattern", default=None, help="Only lines containing this text.")
+@click.argument("services", nargs=-1)
+@click.pass_obj
+def logs(ctx: Context, follow: bool, since: str | None, pattern: str | None, services: tuple[str, ...]) -> None:
+    """Print the services' logs, oldest first (works after `lsq down` too)."""
+    app = _load(ctx)
+    _check_names(app, services)
+    from lsq.runtime import read_logs
+
+    folder = _state_dir(app) / "logs"
+    cutoff = time.time() - parse_duration(since) if since else 0.0
+    names = list(services) or None
+    last_ts = cutoff
+    for record in read_logs(folder, names):
+        last_ts = _print_record(record, cutoff, pattern, last_ts)
+    while follow:
+        time.sleep(0.3)
+        for record in read_logs(folder, names):
+            if float(record.get("ts", 0)) > last_ts:  # type: ignore[arg-type]
+                last_ts = _print_record(record, last_ts, pattern, last_ts)
+
+
+def _print_record(record: dict[str, object], cutoff: float, pattern: str | None, last: float) -> float:
+    ts = float(record.get("ts", 0))  # type: ignore[arg-type]
+    if ts < cutoff:
+        return last
+    line = str(record.get("line", ""))
+    if pattern and pattern not in line:
+        return max(last, ts)
+    stamp = time.strftime("%H:%M:%S", time.localtime(ts))
+    click.echo(f"{stamp} {str(record.get('instance', '')):<14}| {line}")
+    return max(last, ts)
+
+
+# -- start, stop, restart, scale ----------------------------------------------------
+
+
+def _service_command(verb: str) -> None:
+    @cli.command(name=verb, help=f"{verb.capitalize()} SERVICE in the running app.")
+    @click.argument("service")
+    @click.pass_obj
+    def command(ctx: Context, service: str) -> None:
+        app = _load(ctx)
+        _check_names(app, (service,))
+        _client(app).post(f"/v1/services/{service}/{verb}")
+        click.echo(f"lsq: {service}: {verb} done")
+
+
+for _verb in ("start", "stop", "restart"):
+    _service_command(_verb)
+
+
+@cli.command()
+@click.argument("assignments", nargs=-1, required=True)
+@click.pass_obj
+def scale(ctx: Context, assignments: tuple[str, ...]) -> None:
+    """Set replica counts: lsq scale web=3 worker=2."""
+    app = _load(ctx)
+    pairs = []
+    for item in assignments:
+        name, sep, count = item.partition("=")
+        if not sep or not count.isdigit():
+            raise UsageError(f"expected SERVICE=N such as web=3, found {item!r}")
+        _check_names(app, (name,))
+        pairs.append((name, int(count)))
+    client = _client(app)
+    for name, count in pairs:
+        client.post(f"/v1/services/{name}/scale", {"replicas": count})
+        click.echo(f"lsq: {name} scaled to {count}")
+
+
+# -- validate, config ---------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_obj
+def validate(ctx: Context) -> None:
+    """Check the manifest without starting anything."""
+    app = _load(ctx)
+    click.echo(f"lsq: {app.path.name} is valid: {len(app.services)} services ({', '.join(app.services)})")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def config(ctx: Context, as_json: bool) -> None:
+    """Print the resolved manifest with where each value came from."""
+    app = _load(ctx)
+    from lsq.manifest import render_config
+
+    click.echo(render_config(app, json=as_json))

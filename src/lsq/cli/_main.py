@@ -1,0 +1,71 @@
+"""The root `lsq` group and the one place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from lsq.errors import LsqError
+
+
+class Context:
+    """Options shared by every command."""
+
+    def __init__(self, file: Path | None, debug: bool) -> None:
+        self.file = file
+        self.debug = debug
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-f",
+    "--file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The manifest; default: lsq.yaml here or in the nearest parent folder.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="lsq")
+@click.pass_context
+def cli(ctx: click.Context, file: Path | None, debug: bool) -> None:
+    """Run, supervise and route a microservice app from one lsq.yaml."""
+    ctx.obj = Context(file, debug)
+
+
+def _register() -> None:
+    # Command modules import lazily-heavy parts inside their functions, so
+    # `lsq --help` stays fast.
+    from lsq.cli import _commands  # noqa: F401
+
+    try:
+        from lsq.cli import _templates  # noqa: F401
+    except ImportError:  # the templates module is optional while it is built
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register()
+    debug = "--debug" in (argv if argv is not None else sys.argv)
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except LsqError as exc:
+        if debug:
+            raise
+        click.echo(f"lsq: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("lsq: aborted", err=True)
+        sys.exit(128 + signal.SIGINT)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(128 + signal.SIGINT)

@@ -1,0 +1,179 @@
+"""The control API routes, and `serve`: the runtime plus its API, until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator
+
+from lsq.control._auth import Guard, new_token
+from lsq.control._http import HttpServer, Request, Response, Router
+from lsq.errors import LsqError
+from lsq.manifest import AppConfig
+from lsq.runtime import Printer, Runtime
+
+
+class ControlAPI:
+    def __init__(self, runtime: Runtime, stop: asyncio.Event) -> None:
+        self.runtime = runtime
+        self._stop = stop
+        self.router = Router()
+        self.guard: Guard | None = None
+        r = self.router
+        r.add("GET", "/v1/status", self.status)
+        r.add("GET", "/v1/events", self.events)
+        r.add("POST", "/v1/down", self.down)
+        r.add("POST", "/v1/services/{name}/start", self.start)
+        r.add("POST", "/v1/services/{name}/stop", self.stop)
+        r.add("POST", "/v1/services/{name}/restart", self.restart)
+        r.add("POST", "/v1/services/{name}/scale", self.scale)
+
+    async def __call__(self, request: Request) -> Response:
+        assert self.guard is not None
+        refused = self.guard.refuse(request)
+        if refused is not None:
+            return Response.error(*refused)
+        handler, params, exists = self.router.match(request.method, request.path)
+        if handler is None:
+            if exists:
+                return Response.error(405, f"{request.method} not allowed on {request.path}; state changes need POST")
+            return Response.error(404, f"no route {request.path}")
+        request.params = params
+        try:
+            return await handler(request)
+        except LsqError as exc:
+            return Response.error(409, str(exc))
+
+    def _unit(self, request: Request) -> str:
+        name = request.params["name"]
+        assert self.runtime.sup is not None
+        if name not in self.runtime.sup.units:
+            raise LsqError(f"no service {name!r}; known: {', '.join(self.runtime.sup.units)}")
+        if self.runtime.sup.units[name].external:
+            raise LsqError(f"service {name!r} is external; LSQ does not run it")
+        return name
+
+    async def status(self, request: Request) -> Response:
+        return Response.json(self.runtime.status())
+
+    async def events(self, request: Request) -> Response:
+        assert self.runtime.store is not None
+        since = int(request.arg("since", "0") or 0)
+        if request.arg("follow") != "1":
+            return Response.json(self.runtime.store.events(since_id=since))
+        return Response(content_type="text/event-stream", stream=self._event_stream(since))
+
+    async def _event_stream(self, since: int) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[dict[str, object]] = asyncio.Queue(maxsize=1000)
+        unlisten = self.runtime.listen(lambda e: queue.put_nowait(e) if not queue.full() else None)
+        try:
+            assert self.runtime.store is not None
+            for event in self.runtime.store.events(since_id=since):
+                yield f"data: {json.dumps(event)}\n\n".encode()
+            while True:
+                event = await queue.get()
+                yield f"data: {json.dumps(event)}\n\n".encode()
+        finally:
+            unlisten()
+
+    async def down(self, request: Request) -> Response:
+        self._stop.set()
+        return Response.json({"stopping": True}, 202)
+
+    async def start(self, request: Request) -> Response:
+        name = self._unit(request)
+        assert self.runtime.sup is not None
+        self.runtime.sup.start_service(name)
+        return Response.json({"started": name})
+
+    async def stop(self, request: Request) -> Response:
+        name = self._unit(request)
+        assert self.runtime.sup is not None
+        await self.runtime.sup.stop_service(name)
+        return Response.json({"stopped": name})
+
+    async def restart(self, request: Request) -> Response:
+        name = self._unit(request)
+        assert self.runtime.sup is not None
+        await self.runtime.sup.restart_service(name)
+        return Response.json({"restarted": name})
+
+    async def scale(self, request: Request) -> Response:
+        name = self._unit(request)
+        try:
+            body = request.json()
+            count = int(body["replicas"])  # type: ignore[index]
+        except (ValueError, KeyError, TypeError):
+            return Response.error(400, 'expected a JSON body {"replicas": N}')
+        if count < 0 or count > 256:
+            return Response.error(400, f"replicas must be between 0 and 256, found {count}")
+        svc = self.runtime.app.services[name]
+        if svc.port is not None and count > 1 and not self.runtime.gateway_enabled:
+            return Response.error(
+                409, f"service {name!r} has fixed port {svc.port}; only one replica can listen on it"
+            )
+        assert self.runtime.sup is not None
+        await self.runtime.sup.scale(name, count)
+        return Response.json({"service": name, "replicas": count})
+
+
+async def serve(app: AppConfig, *, services: list[str] | None, printer: Printer) -> int:
+    """Run the app until a signal or `lsq down`; returns the exit code."""
+    runtime = Runtime(app, printer=printer)
+    runtime.open()
+    stop = asyncio.Event()
+    force = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            printer.note(
+                f"got {signal.Signals(signum).name}: stopping gracefully "
+                "(press Ctrl-C again to kill everything at once)"
+            )
+            stop.set()
+        else:
+            printer.note("second signal: killing every service now")
+            force.set()
+            runtime.sup and runtime.sup.kill_all()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    server: HttpServer | None = None
+    try:
+        sup = runtime.build()
+        runtime.provision(sup.with_dependencies(services) if services else list(app.services))
+        api = ControlAPI(runtime, stop)
+        server = HttpServer(api)
+        port = await server.start("127.0.0.1", 0)
+        api.guard = Guard(new_token(runtime.dir / "token"), port)
+        runtime.write_info(port)
+        await runtime.start(services)
+        flusher = loop.create_task(_flush_logs(runtime))
+        await stop.wait()
+        flusher.cancel()
+        stopping = loop.create_task(runtime.stop())
+        done, _ = await asyncio.wait([stopping, loop.create_task(force.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if force.is_set():
+            await asyncio.wait([stopping], timeout=3)
+            return 130
+        await stopping
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        if server is not None:
+            await server.close()
+        runtime.close()
+
+
+async def _flush_logs(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(0.25)
+        if runtime.hub is not None:
+            runtime.hub.flush()

@@ -1,0 +1,89 @@
+"""Counters and latency histograms, per service and per replica.
+
+Workers keep `Counters` on the hot path (a few integer increments per
+request); the parent merges the workers' dumps and computes percentiles.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Log-spaced bucket upper bounds in milliseconds: 0.05 ms .. ~110 s, 4 per octave.
+_PER_OCTAVE = 4
+_BASE_MS = 0.05
+BUCKETS: tuple[float, ...] = tuple(
+    _BASE_MS * 2 ** (i / _PER_OCTAVE) for i in range(85)
+)
+_SCALE = _PER_OCTAVE / math.log(2)
+_LAST = len(BUCKETS) - 1
+ERROR_CLASSES = ("4xx", "5xx", "connect", "timeout", "aborted")
+
+
+def bucket_of(ms: float) -> int:
+    """Index of the first bucket whose upper bound is >= `ms`."""
+    if ms <= _BASE_MS:
+        return 0
+    i = math.ceil(math.log(ms / _BASE_MS) * _SCALE - 1e-9)
+    return i if i < _LAST else _LAST
+
+
+class Counters:
+    """Requests, errors by class and a latency histogram for one target."""
+
+    __slots__ = ("requests", "errors", "hist")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = dict.fromkeys(ERROR_CLASSES, 0)
+        self.hist = [0] * len(BUCKETS)
+
+    def record(self, status: int, bucket: int) -> None:
+        """Count one request; `bucket` is `bucket_of(duration_ms)`."""
+        self.requests += 1
+        if status >= 400:
+            self.errors["5xx" if status >= 500 else "4xx"] += 1
+        self.hist[bucket] += 1
+
+    def dump(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors, "hist": self.hist}
+
+
+def merge(into: dict[str, Any], dump: dict[str, Any]) -> None:
+    """Add one worker's dump of a target to an accumulated one."""
+    into["requests"] = into.get("requests", 0) + dump["requests"]
+    errors = into.setdefault("errors", dict.fromkeys(ERROR_CLASSES, 0))
+    for key, value in dump["errors"].items():
+        errors[key] = errors.get(key, 0) + value
+    hist = into.setdefault("hist", [0] * len(BUCKETS))
+    for i, value in enumerate(dump["hist"]):
+        hist[i] += value
+
+
+def percentile(hist: list[int], q: float) -> float | None:
+    """Upper bound (ms) of the bucket holding quantile `q`; None when empty."""
+    total = sum(hist)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for i, count in enumerate(hist):
+        seen += count
+        if seen >= rank:
+            return round(BUCKETS[i], 3)
+    return round(BUCKETS[-1], 3)
+
+
+def summarize(target: dict[str, Any]) -> dict[str, Any]:
+    """A merged target as the snapshot shows it: counts plus p50/p95/p99."""
+    hist = target.get("hist", [0] * len(BUCKETS))
+    return {
+        "requests": target.get("requests", 0),
+        "errors": target.get("errors", dict.fromkeys(ERROR_CLASSES, 0)),
+        "latency_ms": {
+            "p50": percentile(hist, 0.50),
+            "p95": percentile(hist, 0.95),
+            "p99": percentile(hist, 0.99),
+        },
+        "histogram": {"bounds_ms": list(BUCKETS), "counts": hist},
+    }

@@ -1,0 +1,294 @@
+"""A gateway worker process: listeners, the live routing table, counters.
+
+Started by `Gateway` as `python -m lsq.gateway._worker FD PARENT_PID`. FD is
+one end of a socket pair; both ends speak JSON lines. The parent sends
+`config` (once), `table`, `sync`, `stats` and `stop`; the worker answers
+`sync` and `stats` with the same `id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from lsq.gateway._balance import BackendState, ServiceState, external_backend
+from lsq.gateway._headers import Network, parse_networks
+from lsq.gateway._proxy import ClientConn
+from lsq.gateway._stats import Counters
+from lsq.gateway._table import RoutingTable
+
+log = logging.getLogger("lsq.gateway")
+
+_TICK = 0.25  # resolution of header and idle timeouts
+_POOL_IDLE = 15.0  # pooled connections unused this long are closed
+_PR_SET_PDEATHSIG = 1
+
+
+class AccessLog:
+    """JSON lines, buffered in memory and appended about once a second."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.rows: list[tuple[Any, ...]] = []
+        self.append = self.rows.append
+
+    def flush(self) -> None:
+        rows, self.rows[:] = list(self.rows), []
+        if not rows:
+            return
+        lines = [_access_line(row) for row in rows]
+        os.write(self.fd, "".join(lines).encode())
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self.fd)
+
+
+def _access_line(row: tuple[Any, ...]) -> str:
+    ts, service, replica, method, path, status, size, ms = row
+    return json.dumps({
+        "ts": round(ts, 6),
+        "service": service,
+        "replica": replica,
+        "method": method.decode("latin-1"),
+        "path": path.decode("latin-1"),
+        "status": status,
+        "bytes": size,
+        "duration_ms": round(ms, 3),
+    }) + "\n"
+
+
+class Context:
+    """Everything a worker's protocols share."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, config: dict[str, Any]) -> None:
+        self.loop = loop
+        self.now = loop.time()
+        self.header_timeout = float(config["header_timeout"])
+        self.idle_timeout = float(config["idle_timeout"])
+        self.connect_timeout = float(config.get("connect_timeout", 5.0))
+        self.trusted: tuple[Network, ...] = parse_networks(config["trusted_proxies"])
+        log_path = config.get("access_log")
+        self.access = AccessLog(Path(log_path)) if log_path else None
+        self.services: dict[str, ServiceState] = {}
+        self.backends: dict[tuple[str, str, int, str], BackendState] = {}
+        self.counters: dict[str, Counters] = {}
+        self.prefixes: list[tuple[bytes, bool, str]] = []
+        self.conns: set[ClientConn] = set()
+        self.listeners: dict[int, tuple[str | None, asyncio.AbstractServer]] = {}
+
+    def ingress_route(self, host: bytes, path: bytes) -> tuple[str | None, bytes]:
+        """Service for a request on the ingress port, by Host then by prefix."""
+        name = _host_service(host)
+        if name is not None and name in self.services:
+            return name, path
+        for prefix, strip, service in self.prefixes:
+            if _matches(path, prefix):
+                if not strip:
+                    return service, path
+                rest = path[len(prefix):]
+                return service, rest if rest[:1] == b"/" else b"/" + rest
+        return None, path
+
+    # -- the table --------------------------------------------------------
+
+    async def apply(self, table: RoutingTable) -> list[str]:
+        """Make services, backends and listeners match `table`."""
+        services: dict[str, ServiceState] = {}
+        seen: dict[tuple[str, str, int, str], BackendState] = {}
+        errors: list[str] = []
+        for name, entry in table.services.items():
+            counters = self.counters.setdefault(name, Counters())
+            service = ServiceState(name, counters)
+            if entry.external:
+                key = ("external", entry.external, 0, name)
+                backend = self.backends.get(key) or external_backend(entry.external)
+                backend.id = f"{name}-external"
+                seen[key] = backend
+                service.backends = [backend]
+                service.external = True
+            for b in entry.backends:
+                key = (b.id, b.host, b.port, name)
+                backend = self.backends.get(key) or BackendState(b.id, b.host, b.port, b.weight)
+                backend.weight = b.weight
+                seen[key] = backend
+                service.backends.append(backend)
+            services[name] = service
+        for key, backend in self.backends.items():
+            if key not in seen:
+                backend.retire()
+        self.backends = seen
+        self.services = services
+        self.prefixes = sorted(
+            ((r.prefix.encode(), r.strip, n) for n, e in table.services.items() for r in e.routes),
+            key=lambda item: -len(item[0]),
+        )
+        wanted: dict[int, str | None] = {e.port: n for n, e in table.services.items()}
+        if table.ingress_port:
+            wanted[table.ingress_port] = None
+        await self._listen(wanted, errors)
+        return errors
+
+    async def _listen(self, wanted: dict[int, str | None], errors: list[str]) -> None:
+        for port in list(self.listeners):
+            name, server = self.listeners[port]
+            if wanted.get(port, "\0") != name:
+                server.close()
+                del self.listeners[port]
+        for port, name in wanted.items():
+            if port in self.listeners or not port:
+                continue
+            try:
+                server = await self.loop.create_server(
+                    lambda name=name: ClientConn(self, name), sock=_listen_socket(port)
+                )
+            except OSError as exc:
+                errors.append(f"port {port} ({name or 'ingress'}): {exc.strerror}")
+                continue
+            self.listeners[port] = (name, server)
+
+    # -- periodic work ----------------------------------------------------
+
+    async def tick(self) -> None:
+        """Coarse clock, timeouts, the pool's idle limit, the access log."""
+        rounds = 0
+        while True:
+            await asyncio.sleep(_TICK)
+            self.now = now = self.loop.time()
+            for conn in list(self.conns):
+                conn.check_timeouts(now)
+            rounds += 1
+            if rounds % 4 == 0:
+                self._close_stale_pooled(now)
+                if self.access is not None:
+                    self.access.flush()
+
+    def _close_stale_pooled(self, now: float) -> None:
+        for backend in self.backends.values():
+            stale = [u for u in backend.idle if now - u.idle_since > _POOL_IDLE]
+            for upstream in stale:
+                backend.idle.remove(upstream)
+                upstream.transport.close()
+
+    def dump(self) -> dict[str, Any]:
+        replicas: dict[str, Any] = {}
+        for backend in self.backends.values():
+            replicas[backend.id] = dict(backend.counters.dump(), active=backend.active)
+        return {
+            "services": {n: c.dump() for n, c in self.counters.items()},
+            "replicas": replicas,
+        }
+
+    async def close(self) -> None:
+        for _, server in self.listeners.values():
+            server.close()
+        self.listeners.clear()
+        for conn in list(self.conns):
+            conn.transport.close()
+        if self.access is not None:
+            self.access.close()
+
+
+def _host_service(host: bytes) -> str | None:
+    host = host.lower()
+    if host.startswith(b"["):
+        return None
+    name = host.rsplit(b":", 1)[0] if b":" in host else host
+    if name.endswith(b".localhost"):
+        return name[: -len(b".localhost")].decode("latin-1")
+    return None
+
+
+def _matches(path: bytes, prefix: bytes) -> bool:
+    if not path.startswith(prefix):
+        return False
+    if prefix.endswith(b"/") or len(path) == len(prefix):
+        return True
+    return path[len(prefix)] in b"/?"
+
+
+def _listen_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+# -- the control channel ----------------------------------------------------
+
+
+async def serve(fd: int) -> None:
+    """Run until the parent says stop or closes its end."""
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fd))
+    first = json.loads(await reader.readline())
+    ctx = Context(loop, first["config"])
+    ticker = loop.create_task(ctx.tick())
+    try:
+        while line := await reader.readline():
+            if not await _handle(ctx, json.loads(line), writer):
+                break
+    finally:
+        ticker.cancel()
+        await ctx.close()
+        writer.close()
+
+
+async def _handle(ctx: Context, msg: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+    op = msg["op"]
+    if op == "table":
+        errors = await ctx.apply(RoutingTable.from_json(msg["table"]))
+        for error in errors:
+            log.error("gateway worker %d: cannot listen on %s", os.getpid(), error)
+        return True
+    if op == "sync":
+        reply: dict[str, Any] = {"op": "sync", "id": msg["id"]}
+    elif op == "stats":
+        reply = {"op": "stats", "id": msg["id"], "data": ctx.dump()}
+    else:
+        return False
+    writer.write(json.dumps(reply).encode() + b"\n")
+    await writer.drain()
+    return True
+
+
+def _die_with_parent(parent: int) -> None:
+    # Linux only: the kernel sends SIGTERM when the parent goes away. The
+    # parent may already be gone before prctl ran, hence the check after it.
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
+def main(argv: list[str]) -> None:
+    fd, parent = int(argv[0]), int(argv[1])
+    _die_with_parent(parent)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runtime's to handle
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    uvloop.run(serve(fd))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,73 @@
+"""The resolved app configuration: the manifest plus where each value came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsq.errors import Mark
+from lsq.manifest._schema import Manifest, Service
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a resolved value came from.
+
+    `source` is one of: "manifest" (the mark says where), "default" (the schema
+    default), "env_file" (the mark points into the .env file), "environment"
+    (interpolated from the caller's environment), "lsq" (set by LSQ itself).
+    """
+
+    source: str
+    mark: Mark | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.mark}" if self.mark else self.source
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """An immutable, validated app: what `lsq up` runs and `lsq config` shows."""
+
+    path: Path
+    manifest: Manifest
+    env: dict[str, dict[str, str]]
+    origins: dict[str, Origin] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name or self.root.name
+
+    @property
+    def services(self) -> dict[str, Service]:
+        return self.manifest.services
+
+    def origin(self, dotted: str) -> Origin:
+        """Origin of e.g. "services.web.port"; "default" when not recorded."""
+        return self.origins.get(dotted, Origin("default"))
+
+    def cwd(self, service: str) -> Path:
+        cwd = self.services[service].cwd
+        return (self.root / cwd).resolve() if cwd else self.root
+
+    def dependency_order(self) -> list[str]:
+        """Services sorted so that each comes after what it depends on."""
+        done: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            for dep in self.services[name].depends_on:
+                visit(dep)
+            done.append(name)
+
+        for name in self.services:
+            visit(name)
+        return done

@@ -1,0 +1,564 @@
+"""From `lsq.yaml` (plus overrides and `.env` files) to an `AppConfig`.
+
+The steps, in order: read YAML with positions; merge override files onto it;
+interpolate `${VAR}` and turn the tree into plain data, noting the origin of
+every value; validate with the schema; read `.env` files and merge each
+service's environment; drop the variables LSQ sets itself; check what spans
+fields and services; resolve the default `depends_on` conditions.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from lsq.errors import ManifestError, Mark
+from lsq.manifest._config import AppConfig, Origin
+from lsq.manifest._dotenv import Dotenv, parse_dotenv
+from lsq.manifest._interpolate import Expansion, InterpolationError, Lookup, expand
+from lsq.manifest._schema import (
+    Gateway,
+    Health,
+    Manifest,
+    Restart,
+    Route,
+    Service,
+    env_name,
+)
+from lsq.manifest._yaml import Node, merge_override, parse
+
+MANIFEST_NAMES = ("lsq.yaml", "lsq.yml")
+
+# With the gateway, a fixed `port` is the service's stable address and each
+# replica listens on a private port, so this becomes valid. Flip it here.
+FIXED_PORT_WITH_REPLICAS_ALLOWED = False
+
+Loc = tuple[str | int, ...]
+
+# Fields whose values are strings whatever they look like: the text is taken
+# as written, so `FLAG: true` or `VERSION: 1.10` stay "true" and "1.10".
+_STRING_FIELDS = {
+    ("name",),
+    ("services", "*", "command"),
+    ("services", "*", "command", "*"),
+    ("services", "*", "cwd"),
+    ("services", "*", "env", "*"),
+    ("services", "*", "env_file"),
+    ("services", "*", "env_file", "*"),
+    ("services", "*", "external"),
+    ("services", "*", "health", "http"),
+    ("services", "*", "health", "command"),
+    ("services", "*", "health", "command", "*"),
+    ("services", "*", "routes", "*", "prefix"),
+    ("gateway", "trusted_proxies", "*"),
+}
+
+
+def find_manifest(start: Path) -> Path:
+    """`lsq.yaml` (or `lsq.yml`) in `start` or the nearest folder above it."""
+    start = start.resolve()
+    folder = start if start.is_dir() else start.parent
+    for candidate in (folder, *folder.parents):
+        found = [candidate / n for n in MANIFEST_NAMES if (candidate / n).is_file()]
+        if len(found) > 1:
+            raise ManifestError(
+                f"{candidate}: both lsq.yaml and lsq.yml exist",
+                fix="keep one of them",
+            )
+        if found:
+            return found[0]
+    raise ManifestError(
+        f"no lsq.yaml in {folder} or any folder above it",
+        fix="run lsq from your app's folder, or create lsq.yaml there",
+    )
+
+
+def load(
+    path: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Sequence[Path] = (),
+) -> AppConfig:
+    """Read, interpolate, validate and check an app's manifest.
+
+    `environ` is where `${VAR}` looks (default: `os.environ`); each file in
+    `overrides` is merged onto the manifest in order. In the result, both
+    `AppConfig.env[name]` and `manifest.services[name].env` hold the merged
+    environment (`.env` files, then `env:`), without the variables LSQ sets.
+    """
+    path = Path(path).resolve()
+    loader = _Loader(path, os.environ if environ is None else environ)
+    tree = loader.read(path, override=False)
+    for extra in overrides:
+        tree = merge_override(tree, loader.read(Path(extra), override=True))
+    data = loader.plain(tree, ())
+    manifest = _validate(data, tree)
+    envs = {
+        name: loader.service_env(name, svc, tree)
+        for name, svc in manifest.services.items()
+    }
+    _check(manifest, tree)
+    manifest = _resolve(manifest, envs)
+    warnings = tuple(dict.fromkeys(loader.warnings))
+    return AppConfig(path, manifest, envs, dict(loader.origins), warnings)
+
+
+class _Loader:
+    def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.root = path.parent
+        self.environ = environ
+        self.origins: dict[str, Origin] = {}
+        self.warnings: list[str] = []
+
+    def display(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def read(self, path: Path, *, override: bool) -> Node:
+        name = self.display(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ManifestError(
+                f"{name}: file not found", fix="check the path"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ManifestError(
+                f"{name}: cannot read: {exc}", fix="check the file"
+            ) from exc
+        tree = parse(text, name, override=override)
+        if tree is None or not isinstance(tree.value, dict):
+            raise ManifestError(
+                f"expected a mapping with a services: key, found "
+                f"{'nothing' if tree is None else type(tree.value).__name__}",
+                mark=Mark(name, 1, 1) if tree is None else tree.mark,
+                fix="start the file with 'services:'",
+            )
+        return tree
+
+    # -- tree to plain data, with interpolation and origins
+
+    def plain(self, node: Node, path: Loc) -> object:
+        if path:
+            where = node.place if isinstance(node.value, dict | list) else node.mark
+            self.origins[_dotted(path)] = Origin("manifest", where)
+        if _is_depends_list(node, path):
+            for item in node.value:  # keyed by name, as the schema turns it
+                self.origins[f"{_dotted(path)}.{item.text}"] = Origin(
+                    "manifest", item.mark
+                )
+            return [item.text for item in node.value]
+        if isinstance(node.value, dict):
+            return {
+                key: self.plain(child, (*path, key))
+                for key, child in node.value.items()
+                if path or not key.startswith("x-")
+            }
+        if isinstance(node.value, list):
+            return [self.plain(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self.scalar(node, path)
+
+    def scalar(self, node: Node, path: Loc) -> object:
+        if _is_string_field(path) and node.value is not None:
+            text = node.text
+        elif isinstance(node.value, str):
+            text = node.value
+        elif path[-2:-1] == ("env",) and path[0] == "services":
+            raise ManifestError(
+                f"{_dotted(path)}: expected a value, found nothing",
+                mark=node.place,
+                fix=f'write a value, or "" for an empty one: {path[-1]}: ""',
+            )
+        else:
+            return node.value
+        if node.style == "'":  # single quotes: literal, never interpolated
+            return text
+        expansion = self.expand(text, node, path)
+        if expansion.used:
+            self.origins[_dotted(path)] = Origin("environment", node.mark)
+        return expansion.value
+
+    def expand(self, text: str, node: Node, path: Loc) -> Expansion:
+        try:
+            expansion = expand(text, self.environ.get)
+        except InterpolationError as exc:
+            raise ManifestError(
+                f"{_dotted(path)}: {exc.message}",
+                mark=_offset_mark(node, exc.offset),
+                fix=exc.fix,
+            ) from exc
+        for name in expansion.missing:
+            self.warnings.append(
+                f"{node.mark}: {_dotted(path)}: variable {name} is not set and has "
+                f"no default; it expands to an empty string; set it or write "
+                f"${{{name}:-default}}"
+            )
+        return expansion
+
+    # -- a service's environment
+
+    def service_env(self, name: str, service: Service, tree: Node) -> dict[str, str]:
+        env: dict[str, str] = {}
+        places: dict[str, Mark] = {}
+        for index, entry in enumerate(service.env_file):
+            node = _find(tree, ("services", name, "env_file", index))
+            dotenv = self.dotenv(
+                entry, node, lambda key: env.get(key, self.environ.get(key))
+            )
+            for item in dotenv.entries:
+                env[item.key] = item.value
+                places[item.key] = item.mark
+                if item.key not in service.env:
+                    origin = Origin("env_file", item.mark)
+                    self.origins[f"services.{name}.env.{item.key}"] = origin
+        env_node = _find(tree, ("services", name, "env"))
+        for key, value in service.env.items():
+            env[key] = value
+            places[key] = _place(env_node, key)
+        for key in _reserved(service):
+            if key in env:
+                del env[key]
+                self.origins.pop(f"services.{name}.env.{key}", None)
+                self.warnings.append(_reserved_warning(key, name, service, places[key]))
+        return env
+
+    def dotenv(self, entry: str, node: Node | None, lookup: Lookup) -> Dotenv:
+        file = (self.root / entry).resolve()
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ManifestError(
+                f"env_file {entry!r} not found (looked for {file})",
+                mark=node.mark if node else None,
+                fix="create the file or remove it from env_file",
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ManifestError(
+                f"env_file {entry!r}: cannot read: {exc}",
+                mark=node.mark if node else None,
+                fix="check the file",
+            ) from exc
+        dotenv = parse_dotenv(text, self.display(file), lookup)
+        self.warnings.extend(dotenv.warnings)
+        return dotenv
+
+
+def _is_depends_list(node: Node, path: Loc) -> bool:
+    is_depends = len(path) == 3 and path[0] == "services" and path[2] == "depends_on"
+    if not (is_depends and isinstance(node.value, list)):
+        return False
+    return all(isinstance(item.value, str) for item in node.value)
+
+
+def _is_string_field(path: Loc) -> bool:
+    return any(
+        len(pattern) == len(path)
+        and all(p == "*" or p == part for p, part in zip(pattern, path, strict=True))
+        for pattern in _STRING_FIELDS
+    )
+
+
+def _offset_mark(node: Node, offset: int) -> Mark:
+    # Exact only for a plain scalar on one line; otherwise the value's start.
+    if node.style is None and node.end is not None and node.end.line == node.mark.line:
+        return Mark(node.mark.file, node.mark.line, node.mark.col + offset)
+    return node.mark
+
+
+def _reserved(service: Service) -> list[str]:
+    names = ["PORT", "LSQ_SERVICE", "LSQ_INSTANCE"]
+    return names + ["DATABASE_URL"] if service.data else names
+
+
+def _reserved_warning(key: str, name: str, service: Service, mark: Mark) -> str:
+    where = f"{mark.file}:{mark.line}"
+    if key == "PORT":
+        port = service.port if service.port is not None else "a free port per instance"
+        return (
+            f"PORT in {where} is ignored; LSQ sets PORT ({port} for {name}); "
+            "set `port:` in lsq.yaml instead"
+        )
+    if key == "DATABASE_URL":
+        return (
+            f"DATABASE_URL in {where} is ignored; LSQ sets it for "
+            f"`data: {service.data}` ({name}); "
+            "remove `data:` to manage the database yourself"
+        )
+    return f"{key} in {where} is ignored; LSQ sets {key} itself; remove it"
+
+
+def _dotted(path: Loc) -> str:
+    return ".".join(str(p) for p in path) if path else "top level"
+
+
+def _find(tree: Node, loc: Sequence[str | int]) -> Node | None:
+    node: Node | None = tree
+    for part in loc:
+        node = node.child(part) if node else None
+    return node
+
+
+def _place(node: Node | None, key: str) -> Mark:
+    child = node.child(key) if node else None
+    assert child is not None
+    return child.place
+
+
+def _deepest(tree: Node, loc: Sequence[str | int]) -> tuple[Node, Loc]:
+    """The deepest node along `loc` and the part of `loc` that reached it."""
+    node, path = tree, ()
+    for part in loc:
+        child = node.child(part)
+        if child is None:
+            break
+        node, path = child, (*path, part)
+    return node, path
+
+
+# -- pydantic errors to one ManifestError
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "none_required": "nothing",
+}
+
+_FIX = {
+    "port": "write a number from 1 to 65535, or leave port out to have one assigned",
+    "replicas": "write a whole number from 0 to 256",
+    "command": "write a shell command string or an argv list",
+    "depends_on": "list service names, or map each to started, healthy or completed",
+    "restart": "write always, on-failure or no",
+}
+
+
+def _validate(data: object, tree: Node) -> Manifest:
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(exc.errors(include_url=False), tree) from exc
+
+
+def _translate(errors: list[ErrorDetails], tree: Node) -> ManifestError:
+    # An unknown key is the likeliest cause of everything else (a misspelt
+    # required key is also "missing"), so it is reported first.
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    first = (unknown or errors)[0]
+    if unknown:
+        return _unknown_key(first, tree)
+    node, path = _deepest(tree, first["loc"])
+    if first["type"] == "missing":
+        key = first["loc"][-1]
+        return ManifestError(
+            f"{_dotted(path)}: missing required key '{key}'",
+            mark=node.place,
+            fix=f"add {key}:" if key != "services" else "add a services: map",
+        )
+    same = [e for e in errors if _deepest(tree, e["loc"])[1] == path]
+    expected = " or ".join(dict.fromkeys(_expected(e) for e in same if _expected(e)))
+    if expected:
+        problem = f"expected {expected}, found {_found(first['input'])}"
+    else:
+        problem = first["msg"].removeprefix("Value error, ")
+    field = next((str(p) for p in reversed(path) if isinstance(p, str)), "")
+    fix = _FIX.get(field, "see the field's reference in docs/manifest.md")
+    mark = node.place if isinstance(node.value, dict | list) else node.mark
+    return ManifestError(f"{_dotted(path)}: {problem}", mark=mark, fix=fix)
+
+
+def _expected(error: ErrorDetails) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "literal_error":
+        return f"one of {ctx['expected']}"
+    if kind == "greater_than_equal":
+        return f"a number >= {ctx['ge']}"
+    if kind == "less_than_equal":
+        return f"a number <= {ctx['le']}"
+    return _EXPECTED.get(kind, "")
+
+
+def _found(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def _unknown_key(error: ErrorDetails, tree: Node) -> ManifestError:
+    loc = error["loc"]
+    node = _find(tree, loc)
+    parent = loc[:-1]
+    key = str(loc[-1])
+    model = _model_at(parent)
+    known = list(model.model_fields) if model else []
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        fix = f"did you mean '{close[0]}'?"
+    else:
+        fix = f"known keys: {', '.join(known)}" if known else "remove it"
+        if not parent:
+            fix += "; extension keys start with x-"
+    return ManifestError(
+        f"{_dotted(parent)}: unknown key '{key}'",
+        mark=node.place if node else None,
+        fix=fix,
+    )
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    shape = tuple(
+        "*" if i == 1 and loc[0] == "services" else p for i, p in enumerate(loc)
+    )
+    shapes: dict[tuple[object, ...], type[BaseModel]] = {
+        (): Manifest,
+        ("gateway",): Gateway,
+        ("services", "*"): Service,
+        ("services", "*", "health"): Health,
+        ("services", "*", "restart"): Restart,
+    }
+    if len(shape) == 4 and shape[:3] == ("services", "*", "routes"):
+        return Route
+    return shapes.get(shape)
+
+
+# -- checks across fields and services
+
+
+def _check(manifest: Manifest, tree: Node) -> None:
+    services = manifest.services
+    for name, service in services.items():
+        _check_service(name, service, tree)
+        for dep in service.depends_on:
+            if dep not in services:
+                close = difflib.get_close_matches(dep, list(services), n=1)
+                raise ManifestError(
+                    f"services.{name}.depends_on: unknown service '{dep}'",
+                    mark=_mark(tree, "services", name, "depends_on", dep),
+                    fix=f"did you mean '{close[0]}'?"
+                    if close
+                    else f"services are: {', '.join(services)}",
+                )
+    _check_cycles(manifest, tree)
+    _check_ports(manifest, tree)
+    _check_env_names(manifest, tree)
+
+
+def _check_service(name: str, service: Service, tree: Node) -> None:
+    for field in ("health", "data"):
+        if service.external is not None and getattr(service, field) is not None:
+            raise ManifestError(
+                f"services.{name}.{field}: an external service cannot have {field}:",
+                mark=_mark(tree, "services", name, field),
+                fix=f"remove {field}: from {name}; LSQ does not run external ones",
+            )
+    fixed_with_replicas = service.port is not None and service.replicas > 1
+    if fixed_with_replicas and not FIXED_PORT_WITH_REPLICAS_ALLOWED:
+        raise ManifestError(
+            f"services.{name}.port: a fixed port {service.port} with "
+            f"replicas: {service.replicas}; replicas get private ports from LSQ "
+            "and one port cannot serve them all yet",
+            mark=_mark(tree, "services", name, "port"),
+            fix="leave port out, or set replicas: 1",
+        )
+
+
+def _check_cycles(manifest: Manifest, tree: Node) -> None:
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = "active"
+        for dep in manifest.services[name].depends_on:
+            if state.get(dep) == "active":
+                path = [*trail, name]
+                cycle = [*path[path.index(dep) :], dep]
+                first, second = cycle[0], cycle[1]
+                shown = " -> ".join(cycle)
+                raise ManifestError(
+                    f"services.{first}.depends_on: dependency cycle {shown}",
+                    mark=_mark(tree, "services", first, "depends_on", second),
+                    fix="remove one of these dependencies",
+                )
+            if dep not in state:
+                visit(dep, [*trail, name])
+        state[name] = "done"
+
+    for name in manifest.services:
+        if name not in state:
+            visit(name, [])
+
+
+def _check_ports(manifest: Manifest, tree: Node) -> None:
+    owners: dict[int, str] = {}
+    ingress = manifest.gateway.ingress_port
+    for name, service in manifest.services.items():
+        port = service.port
+        if port is None:
+            continue
+        other = owners.get(port) or (
+            "the gateway's ingress_port" if port == ingress else None
+        )
+        if other is not None:
+            used_by = other if other.startswith("the ") else f'"{other}"'
+            raise ManifestError(
+                f"services.{name}.port: port {port} is also used by {used_by}",
+                mark=_mark(tree, "services", name, "port"),
+                fix="give one of them another port "
+                "or leave both out to have them assigned",
+            )
+        owners[port] = name
+
+
+def _check_env_names(manifest: Manifest, tree: Node) -> None:
+    owners: dict[str, str] = {}
+    for name in manifest.services:
+        variable = env_name(name)
+        if variable in owners:
+            raise ManifestError(
+                f"services.{name}: its address variable {variable} is also the one "
+                f'of "{owners[variable]}"',
+                mark=_mark(tree, "services", name),
+                fix="rename one of them; '-', '.' and '_' all become '_'",
+            )
+        owners[variable] = name
+
+
+def _mark(tree: Node, *loc: str | int) -> Mark | None:
+    node = _find(tree, loc)
+    return node.place if node else None
+
+
+def _resolve(manifest: Manifest, envs: dict[str, dict[str, str]]) -> Manifest:
+    services = manifest.services
+    resolved: dict[str, Service] = {}
+    for name, service in services.items():
+        depends = {
+            dep: cond or ("healthy" if services[dep].health is not None else "started")
+            for dep, cond in service.depends_on.items()
+        }
+        resolved[name] = service.model_copy(
+            update={"depends_on": depends, "env": envs[name]}
+        )
+    return manifest.model_copy(update={"services": resolved})

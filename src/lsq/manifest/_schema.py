@@ -1,0 +1,201 @@
+"""The `lsq.yaml` schema: pydantic models, documented field by field.
+
+These models describe the manifest *after* YAML loading, interpolation and
+`.env` reading; the loader (`lsq.manifest._load`) turns a file into them and
+keeps the origin of every value beside them. `docs/manifest.md` is the user's
+reference and follows this module.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """`500ms`, `2s`, `1.5m`, `1h` or a bare number of seconds, as seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 2s or 500ms, found {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"expected a duration of 0 or more, found {value}")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError(f"expected a duration such as 2s or 500ms, found {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Health(_Model):
+    """How LSQ decides an instance is healthy. Exactly one of http, tcp, command."""
+
+    http: str | None = Field(None, description="Path probed with GET; 2xx/3xx is healthy.")
+    tcp: bool = Field(False, description="Healthy once the port accepts a connection.")
+    command: str | list[str] | None = Field(None, description="Exit code 0 is healthy.")
+    interval: Duration = 1.0
+    timeout: Duration = 1.0
+    start_period: Duration = Field(0.0, description="Failures in this window do not count.")
+    failure_threshold: int = Field(3, ge=1)
+    success_threshold: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Health:
+        kinds = [self.http is not None, self.tcp, self.command is not None]
+        if sum(kinds) != 1:
+            raise ValueError("set exactly one of http, tcp or command")
+        if self.http is not None and not self.http.startswith("/"):
+            raise ValueError(f"http must be a path starting with '/', found {self.http!r}")
+        return self
+
+
+class Restart(_Model):
+    """When and how fast a stopped instance is started again."""
+
+    policy: Literal["always", "on-failure", "no"] = "on-failure"
+    backoff: Duration = Field(1.0, description="First delay; doubles each time, with jitter.")
+    backoff_max: Duration = Field(30.0, description="Cap on the delay.")
+    max_restarts: int | None = Field(None, ge=0, description="Then the service is failed.")
+    reset_after: Duration = Field(60.0, description="Uptime after which the count resets.")
+
+
+def _restart_shorthand(value: object) -> object:
+    # `restart: always` is the short form of `restart: {policy: always}`.
+    if isinstance(value, str):
+        return {"policy": value}
+    return value
+
+
+Condition = Literal["started", "healthy", "completed"]
+
+
+def _depends_shorthand(value: object) -> object:
+    # `depends_on: [db]` means: wait for db to be healthy (or started, if it
+    # has no health check; the loader resolves that default).
+    if isinstance(value, list):
+        return {name: None for name in value}
+    return value
+
+
+class Route(_Model):
+    """A path prefix on the ingress port that goes to this service."""
+
+    prefix: str
+    strip: bool = Field(True, description="Remove the prefix before forwarding.")
+
+    @field_validator("prefix")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"prefix must start with '/', found {value!r}")
+        return value
+
+
+class Service(_Model):
+    """One service of the app: a command run as `replicas` processes."""
+
+    command: str | list[str] | None = Field(
+        None, description="A string run by /bin/sh -c, or an argv list run directly."
+    )
+    cwd: str | None = Field(None, description="Relative to the manifest's folder.")
+    env: dict[str, str] = Field(default_factory=dict)
+    env_file: list[str] = Field(default_factory=list)
+    port: int | None = Field(None, ge=1, le=65535, description="Fixed port; else assigned.")
+    replicas: int = Field(1, ge=0, le=256)
+    health: Health | None = None
+    depends_on: Annotated[
+        dict[str, Condition | None], BeforeValidator(_depends_shorthand)
+    ] = Field(default_factory=dict)
+    restart: Annotated[Restart, BeforeValidator(_restart_shorthand)] = Field(
+        default_factory=Restart
+    )
+    startup_timeout: Duration = Field(
+        120.0, description="Dependents give up waiting for this service after this long."
+    )
+    stop_signal: Literal[SIGNALS] = "SIGTERM"  # type: ignore[valid-type]
+    stop_timeout: Duration = 10.0
+    data: Literal["sqlite", "postgres", "sql"] | None = Field(
+        None,
+        description="The service's own database, passed as DATABASE_URL. `sql`: PostgreSQL "
+        "when LSQ_POSTGRES_URL is set, else SQLite.",
+    )
+    external: str | None = Field(None, description="URL of a third-party API.")
+    routes: list[Route] = Field(default_factory=list)
+
+    @field_validator("env_file", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _command_or_external(self) -> Service:
+        if self.external is None and self.command is None:
+            raise ValueError("set command (what to run) or external (a URL)")
+        if self.external is not None and self.command is not None:
+            raise ValueError("set either command or external, not both")
+        if self.external is not None and not re.match(r"^https?://", self.external):
+            raise ValueError(f"external must be an http(s) URL, found {self.external!r}")
+        return self
+
+
+class Gateway(_Model):
+    """The gateway's own settings (see docs/gateway.md)."""
+
+    ingress_port: int | None = Field(None, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Peers whose X-Forwarded-* headers are appended to, not replaced.",
+    )
+    header_timeout: Duration = 10.0
+    idle_timeout: Duration = 60.0
+    access_log: bool = True
+
+
+class Manifest(_Model):
+    """The whole `lsq.yaml`."""
+
+    name: str | None = Field(None, description="App name; defaults to the folder name.")
+    services: dict[str, Service]
+    gateway: Gateway = Field(default_factory=Gateway)
+
+    @field_validator("services")
+    @classmethod
+    def _names(cls, value: dict[str, Service]) -> dict[str, Service]:
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(
+                    f"service name {name!r} must be lowercase letters, digits, '.', '_' or '-'"
+                )
+        return value
+
+
+def env_name(service: str) -> str:
+    """The documented mapping from a service name to its address variable.
+
+    Upper-case, every character that is not a letter or digit becomes `_`:
+    `user-api` and `billing.v2` give `LSQ_USER_API_URL`, `LSQ_BILLING_V2_URL`.
+    """
+    return "LSQ_" + re.sub(r"[^A-Z0-9]", "_", service.upper()) + "_URL"

@@ -1,0 +1,325 @@
+"""YAML reading with positions.
+
+ruamel.yaml composes the file (YAML 1.2) into a node graph; we build our own
+`Node` tree from that graph instead of using ruamel's constructor. The graph
+keeps, for every scalar, the text as written, its quoting style and where it
+starts, including for plain `true`, `1.10` or an empty value, which the
+constructed Python objects no longer carry. Building the tree ourselves also
+lets us report duplicate keys at the duplicate and define how `<<` merges
+an `env` map (key by key, see docs/manifest.md).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field, replace
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from ruamel.yaml.nodes import Node as YamlNode
+
+from lsq.errors import ManifestError, Mark
+
+Scalar = str | int | float | bool | None
+
+_TAG = "tag:yaml.org,2002:"
+_MERGE = _TAG + "merge"
+_CORE_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "null")}
+# Alias expansion can blow up a small file ("billion laughs"); no real
+# manifest comes near this many nodes.
+_MAX_NODES = 200_000
+
+# Paths (from the top of the file) whose mappings merge key by key, both for
+# `<<` inside a service and for override files onto the base file.
+ENV_KEY = "env"
+
+
+@dataclass
+class Node:
+    """A value read from YAML, with where it was written.
+
+    `value` is a plain scalar (typed by the YAML 1.2 core schema), a dict of
+    child nodes or a list of child nodes. For a scalar, `text` is the source
+    text of a plain scalar, or the decoded text of a quoted or block one;
+    `style` is None (plain), "'", '"', "|" or ">".
+    """
+
+    mark: Mark
+    value: Scalar | dict[str, Node] | list[Node]
+    text: str = ""
+    style: str | None = None
+    end: Mark | None = None
+    key_mark: Mark | None = field(default=None, compare=False)
+
+    @property
+    def place(self) -> Mark:
+        """Where to point for this entry: its key if it has one."""
+        return self.key_mark or self.mark
+
+    def child(self, key: str | int) -> Node | None:
+        if isinstance(self.value, dict) and isinstance(key, str):
+            return self.value.get(key)
+        if isinstance(self.value, list) and isinstance(key, int):
+            return self.value[key] if 0 <= key < len(self.value) else None
+        if isinstance(self.value, list) and isinstance(key, str):
+            # A list that pydantic turned into a dict (depends_on: [db]).
+            for item in self.value:
+                if item.value == key:
+                    return item
+        return None
+
+
+def parse(text: str, file: str, *, override: bool = False) -> Node | None:
+    """Parse one YAML document; None for an empty file."""
+    yaml = YAML(typ="rt")
+    yaml.version = (1, 2)
+    try:
+        with warnings.catch_warnings():
+            # Re-using an anchor name is valid YAML; later aliases see the
+            # later definition.
+            warnings.simplefilter("ignore", ReusedAnchorWarning)
+            root = yaml.compose(text)
+    except MarkedYAMLError as exc:
+        raise _syntax_error(exc, file, override=override) from exc
+    except YAMLError as exc:
+        message = " ".join(str(exc).split())
+        raise ManifestError(
+            f"{file}: {message}", fix="fix the file's encoding"
+        ) from exc
+    if root is None:
+        return None
+    return _Builder(file).build(root, ())
+
+
+def merge_override(base: Node, extra: Node) -> Node:
+    """An override file onto the base: mappings merge by key, down to service
+    fields and `env` keys; any other value is replaced as a whole."""
+    return _merge(base, extra, ())
+
+
+def _merge(base: Node, extra: Node, path: tuple[str, ...]) -> Node:
+    if not (_merges_by_key(path) and _is_map(base) and _is_map(extra)):
+        return replace(extra, key_mark=extra.key_mark or base.key_mark)
+    assert isinstance(base.value, dict) and isinstance(extra.value, dict)
+    merged = dict(base.value)
+    for key, node in extra.value.items():
+        if key in merged:
+            merged[key] = _merge(merged[key], node, (*path, key))
+        else:
+            merged[key] = node
+    return replace(base, value=merged)
+
+
+def _merges_by_key(path: tuple[str, ...]) -> bool:
+    if len(path) <= 1:  # the top level, `services`, `gateway`
+        return True
+    if path[0] != "services":
+        return False
+    return len(path) == 2 or (len(path) == 3 and path[2] == ENV_KEY)
+
+
+def _is_map(node: Node) -> bool:
+    return isinstance(node.value, dict)
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.count = 0
+        self.active: set[int] = set()
+
+    def mark(self, node: YamlNode) -> Mark:
+        return Mark(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def end(self, node: YamlNode) -> Mark:
+        return Mark(self.file, node.end_mark.line + 1, node.end_mark.column + 1)
+
+    def build(self, node: YamlNode, path: tuple[str, ...]) -> Node:
+        self.count += 1
+        if self.count > _MAX_NODES:
+            raise ManifestError(
+                f"{_dotted(path)}: too many values after expanding aliases",
+                mark=self.mark(node),
+                fix="use fewer nested aliases",
+            )
+        if id(node) in self.active:
+            raise ManifestError(
+                f"{_dotted(path)}: an alias refers to the mapping that contains it",
+                mark=self.mark(node),
+                fix="an anchored value cannot contain an alias to itself",
+            )
+        self.active.add(id(node))
+        try:
+            return self._build(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def _build(self, node: YamlNode, path: tuple[str, ...]) -> Node:
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, path)
+        if isinstance(node, SequenceNode):
+            items = [
+                self.build(item, (*path, str(i))) for i, item in enumerate(node.value)
+            ]
+            return Node(self.mark(node), items, end=self.end(node))
+        assert isinstance(node, MappingNode)
+        return self.mapping(node, path)
+
+    def scalar(self, node: ScalarNode, path: tuple[str, ...]) -> Node:
+        if node.tag not in _CORE_TAGS:
+            raise ManifestError(
+                f"{_dotted(path)}: unsupported tag {node.tag.replace(_TAG, '!!')}",
+                mark=self.mark(node),
+                fix="remove the tag; LSQ reads plain strings, numbers and booleans",
+            )
+        text = str(node.value)
+        return Node(
+            self.mark(node),
+            _typed(node.tag, text),
+            text=text,
+            style=node.style,
+            end=self.end(node),
+        )
+
+    def mapping(self, node: MappingNode, path: tuple[str, ...]) -> Node:
+        own: dict[str, Node] = {}
+        sources: list[Node] | None = None
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                if sources is not None:
+                    raise self.duplicate(key_node, "<<", path, None)
+                sources = self.merge_sources(value_node, path, self.mark(key_node))
+                continue
+            key = self.key(key_node, path)
+            if key in own:
+                raise self.duplicate(key_node, key, path, own[key].key_mark)
+            child = self.build(value_node, (*path, key))
+            child.key_mark = self.mark(key_node)
+            own[key] = child
+        value = _apply_merge(own, sources or [])
+        return Node(self.mark(node), value, end=self.end(node))
+
+    def key(self, node: YamlNode, path: tuple[str, ...]) -> str:
+        if not isinstance(node, ScalarNode):
+            raise ManifestError(
+                f"{_dotted(path)}: a key must be a plain name, found a "
+                f"{'list' if isinstance(node, SequenceNode) else 'mapping'}",
+                mark=self.mark(node),
+                fix="write keys as plain names",
+            )
+        return str(node.value)
+
+    def duplicate(
+        self, node: YamlNode, key: str, path: tuple[str, ...], first: Mark | None
+    ) -> ManifestError:
+        where = f" (first at line {first.line})" if first else ""
+        return ManifestError(
+            f"{_dotted(path)}: duplicate key '{key}'{where}",
+            mark=self.mark(node),
+            fix="keep only one of them",
+        )
+
+    def merge_sources(
+        self, node: YamlNode, path: tuple[str, ...], at: Mark
+    ) -> list[Node]:
+        # An alias has no place of its own in the composed graph (it *is* the
+        # anchored node), so problems are reported at the `<<` key.
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        sources = [self.build(item, path) for item in items]
+        for source in sources:
+            if not _is_map(source):
+                raise ManifestError(
+                    f"{_dotted(path)}: '<<' merges mappings, found a "
+                    f"{'list' if isinstance(source.value, list) else 'scalar'}",
+                    mark=at,
+                    fix="write '<<: *name' or '<<: [*a, *b]' with anchored mappings",
+                )
+        return sources
+
+
+def _apply_merge(own: dict[str, Node], sources: list[Node]) -> dict[str, Node]:
+    # YAML's rule: the first listed source wins, keys written here win over
+    # all. Ours adds: `env` mappings are combined key by key, same order.
+    merged: dict[str, Node] = {}
+    for source in sources:
+        assert isinstance(source.value, dict)
+        for key, node in source.value.items():
+            if key not in merged:
+                merged[key] = node
+            elif key == ENV_KEY:
+                merged[key] = _union(merged[key], node)
+    for key, node in own.items():
+        if key == ENV_KEY and key in merged:
+            merged[key] = _union(node, merged[key])
+        else:
+            merged[key] = node
+    return merged
+
+
+def _union(winner: Node, loser: Node) -> Node:
+    if not (_is_map(winner) and _is_map(loser)):
+        return winner
+    assert isinstance(winner.value, dict) and isinstance(loser.value, dict)
+    return replace(winner, value={**loser.value, **winner.value})
+
+
+def _typed(tag: str, text: str) -> Scalar:
+    kind = tag.removeprefix(_TAG)
+    if kind == "null":
+        return None
+    if kind == "bool":
+        return text.lower() == "true"
+    try:
+        if kind == "int":
+            return _int(text)
+        if kind == "float":
+            return _float(text)
+    except ValueError:
+        pass  # an explicit `!!int abc`: keep the text, the schema will say
+    return text
+
+
+def _int(text: str) -> int:
+    clean = text.replace("_", "")
+    if clean.lstrip("+-")[:2].lower() in ("0x", "0o", "0b"):
+        return int(clean, 0)
+    return int(clean, 10)
+
+
+def _float(text: str) -> float:
+    clean = text.replace("_", "").lower()
+    if clean.lstrip("+-") in (".inf", ".nan"):
+        value = math.inf if "inf" in clean else math.nan
+        return -value if clean.startswith("-") else value
+    return float(clean)
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(path) if path else "top level"
+
+
+_FIXES = {
+    "found undefined alias": "define the anchor with &name before its first use",
+    "found character '\\t'": "indent with spaces, not tabs",
+    "found another document": "keep one document; remove the '---' line",
+    "mapping values are not allowed": "quote a value that contains ': '",
+}
+
+
+def _syntax_error(exc: MarkedYAMLError, file: str, *, override: bool) -> ManifestError:
+    mark = exc.problem_mark or exc.context_mark
+    where = Mark(file, mark.line + 1, mark.column + 1) if mark else None
+    problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+    context = exc.context if exc.problem and exc.context else None
+    if context and exc.context_mark is not None:
+        at = exc.context_mark
+        problem += f" ({context} at {at.line + 1}:{at.column + 1})"
+    fix = next(
+        (f for k, f in _FIXES.items() if k in problem),
+        "check the indentation and quoting here",
+    )
+    if override and "undefined alias" in problem:
+        fix = "anchors can't be used across files; define the anchor in this file"
+    return ManifestError(f"invalid YAML: {problem}", mark=where, fix=fix)

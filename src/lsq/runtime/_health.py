@@ -1,0 +1,99 @@
+"""Health probes: an HTTP GET, a TCP connect, or a command's exit code.
+
+The HTTP probe speaks just enough HTTP/1.1 to read a status line over a raw
+asyncio connection. A client library would cost more start-up time and memory
+than every other part of a probe, and the runtime runs one probe per replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from lsq.manifest import Health
+from lsq.runtime._spawn import argv_for
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    detail: str = ""
+
+
+async def probe(
+    check: Health, *, host: str, port: int, cwd: Path, env: dict[str, str]
+) -> ProbeResult:
+    """Run one probe, bounded by the check's timeout."""
+    try:
+        return await asyncio.wait_for(
+            _probe(check, host=host, port=port, cwd=cwd, env=env), check.timeout
+        )
+    except asyncio.TimeoutError:
+        return ProbeResult(False, f"no answer within {check.timeout:g}s")
+
+
+async def _probe(
+    check: Health, *, host: str, port: int, cwd: Path, env: dict[str, str]
+) -> ProbeResult:
+    if check.http is not None:
+        return await _http(host, port, check.http)
+    if check.tcp:
+        return await _tcp(host, port)
+    assert check.command is not None
+    return await _command(check.command, cwd, env)
+
+
+async def _tcp(host: str, port: int) -> ProbeResult:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        return ProbeResult(False, f"tcp {host}:{port}: {exc.strerror or exc}")
+    writer.close()
+    return ProbeResult(True)
+
+
+async def _http(host: str, port: int, path: str) -> ProbeResult:
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        return ProbeResult(False, f"GET {path}: {exc.strerror or exc}")
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "User-Agent: lsq-health\r\nConnection: close\r\n\r\n".encode()
+        )
+        line = await reader.readline()
+    except OSError as exc:
+        return ProbeResult(False, f"GET {path}: {exc}")
+    finally:
+        writer.close()
+    parts = line.split()
+    if len(parts) < 2 or not parts[1].isdigit():
+        return ProbeResult(False, f"GET {path}: not an HTTP answer: {line[:40]!r}")
+    status = int(parts[1])
+    if 200 <= status < 400:
+        return ProbeResult(True)
+    return ProbeResult(False, f"GET {path} answered {status}")
+
+
+async def _command(command: str | list[str], cwd: Path, env: dict[str, str]) -> ProbeResult:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv_for(command),
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return ProbeResult(False, f"health command: {exc}")
+    try:
+        code = await proc.wait()
+    except asyncio.CancelledError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return ProbeResult(code == 0, "" if code == 0 else f"health command exited {code}")

@@ -1,0 +1,64 @@
+"""Ports: free ones from the kernel, and stable ones remembered per app."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel considers free right now (it may be taken later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def who_listens(port: int) -> str:
+    """"pid 123 (nginx)" for the local listener on `port`, or "" if unknown."""
+    try:
+        import psutil
+
+        for conn in psutil.net_connections("tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN":
+                if conn.pid:
+                    return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    except Exception:  # psutil may lack rights or the process may be gone
+        return ""
+    return ""
+
+
+class StablePorts:
+    """Ports assigned to names, kept in a JSON file so they survive restarts."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        try:
+            self._ports: dict[str, int] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self._ports = {}
+
+    def get(self, name: str, *, taken: set[int]) -> int:
+        port = self._ports.get(name)
+        if port is None or port in taken or port_in_use(port):
+            port = free_port()
+            while port in taken:
+                port = free_port()
+            self._ports[name] = port
+            self._save()
+        return port
+
+    def _save(self) -> None:
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._ports, indent=1, sort_keys=True))
+        tmp.replace(self._path)

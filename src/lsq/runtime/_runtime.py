@@ -1,0 +1,316 @@
+"""The runtime of one app: its folder `.lsq/`, lock, guard, logs, state, supervisor.
+
+Start-up sequence: take the app lock (a stale lock from a dead runtime is
+taken over), start the guard, provision data stores, assign ports, start the
+services in dependency order. Shut-down is the reverse, announced step by step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from lsq.errors import RuntimeAlreadyRunning, ServiceError
+from lsq.manifest import AppConfig
+from lsq.registry import MemoryRegistry
+from lsq.runtime import _data
+from lsq.runtime._logs import LogHub, Printer
+from lsq.runtime._ports import StablePorts
+from lsq.runtime._spawn import group_alive, signal_group
+from lsq.runtime._state import StateStore
+from lsq.runtime._supervisor import Addresses, Supervisor
+
+EventListener = Callable[[dict[str, object]], None]
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    pid: int
+    port: int
+    started: float
+    app: str
+    manifest: str
+
+
+def state_dir_for(app: AppConfig) -> Path:
+    return app.root / ".lsq"
+
+
+def read_runtime_info(state_dir: Path) -> RuntimeInfo | None:
+    """The live runtime's info, or None if none runs (a stale file is ignored)."""
+    try:
+        data = json.loads((state_dir / "runtime.json").read_text())
+        info = RuntimeInfo(**{k: data[k] for k in ("pid", "port", "started", "app", "manifest")})
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not _lock_held(state_dir):
+        return None
+    return info
+
+
+def _lock_held(state_dir: Path) -> bool:
+    try:
+        fd = os.open(state_dir / "lock", os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+class AppLock:
+    """An flock on `.lsq/lock`: the kernel drops it when the runtime dies,
+    so a lock left by a dead runtime is never mistaken for a live one."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._path = state_dir / "lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeAlreadyRunning(
+                f"a runtime is already running for this app ({self._path.parent}); "
+                "use `lsq ps` to see it or `lsq down` to stop it"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class GuardProcess:
+    """The guard child (see `lsq.runtime._guard`), fed over its stdin."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "lsq.runtime._guard"],
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+        assert self._proc.stdin is not None
+        self._pipe: IO[bytes] = self._proc.stdin
+
+    def send(self, op: str, pgid: int) -> None:
+        try:
+            self._pipe.write(f"{op}{pgid}\n".encode())
+            self._pipe.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def close(self) -> None:
+        try:
+            self._pipe.write(b"exit\n")
+            self._pipe.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+
+
+class Runtime:
+    """Everything `lsq up` runs for one app, minus the control API."""
+
+    def __init__(self, app: AppConfig, *, printer: Printer) -> None:
+        self.app = app
+        self.printer = printer
+        self.dir = state_dir_for(app)
+        self.registry = MemoryRegistry()
+        self.started = time.time()
+        self.startup: dict[str, object] = {"state": "starting", "reason": ""}
+        self.selected: list[str] = []
+        self._lock = AppLock(self.dir)
+        self._listeners: list[EventListener] = []
+        self._data_env: dict[str, dict[str, str]] = {}
+        self.store: StateStore | None = None
+        self.hub: LogHub | None = None
+        self.guard: GuardProcess | None = None
+        self.sup: Supervisor | None = None
+        self.gateway_enabled = False
+
+    # -- start-up -----------------------------------------------------------------
+
+    def open(self) -> None:
+        """Take the lock and prepare `.lsq/`; nothing is started yet."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        self._clean_stale()
+        self.store = StateStore(self.dir / "state.db")
+        self.hub = LogHub(self.dir / "logs", self.printer)
+        self.printer.widen([f"{n}-{i}" for n, s in self.app.services.items() for i in range(s.replicas)])
+
+    def _clean_stale(self) -> None:
+        # A runtime killed before its guard could act may have left groups.
+        stale = self.dir / "runtime.json"
+        if not stale.exists():
+            return
+        try:
+            old = json.loads(stale.read_text())
+        except ValueError:
+            old = {}
+        for pgid in old.get("groups", []):
+            if group_alive(pgid):
+                signal_group(pgid, 9)
+        stale.unlink(missing_ok=True)
+        self.printer.note(f"removed stale state of runtime pid {old.get('pid', '?')}")
+
+    def provision(self, names: list[str]) -> None:
+        """Create each service's data store; raises ServiceError before any start."""
+        data_dir = self.dir / "data"
+        for name in names:
+            kind = _data.kind(self.app.services[name].data)
+            if kind == "sqlite":
+                url = _data.sqlite_url(data_dir, name)
+            elif kind == "postgres":
+                url = _data.provision_postgres(self.app.name, name)
+            else:
+                continue
+            self._data_env[name] = {"DATABASE_URL": url}
+
+    def build(self, *, gateway_ports: dict[str, int] | None = None) -> Supervisor:
+        ports = StablePorts(self.dir / "ports.json")
+        service_ports: dict[str, int] = {}
+        fixed = {s.port for s in self.app.services.values() if s.port}
+        for name, svc in self.app.services.items():
+            service_ports[name] = svc.port or ports.get(name, taken=fixed | set(service_ports.values()))
+        addresses = Addresses(service_ports, gateway=gateway_ports is not None)
+        self.guard = GuardProcess(self.dir)
+        assert self.hub is not None
+        self.sup = Supervisor(
+            self.app,
+            registry=self.registry,
+            addresses=addresses,
+            event=self.event,
+            line=self.hub.line,
+            data_env=lambda name: self._data_env.get(name, {}),
+            guard=self._guard_op,
+        )
+        return self.sup
+
+    def write_info(self, control_port: int) -> None:
+        info = {
+            "pid": os.getpid(),
+            "port": control_port,
+            "started": self.started,
+            "app": self.app.name,
+            "manifest": str(self.app.path),
+        }
+        tmp = self.dir / "runtime.json.tmp"
+        tmp.write_text(json.dumps(info))
+        tmp.replace(self.dir / "runtime.json")
+
+    def _guard_op(self, op: str, pgid: int) -> None:
+        if self.guard is not None:
+            self.guard.send(op, pgid)
+        self._groups_changed(op, pgid)
+
+    def _groups_changed(self, op: str, pgid: int) -> None:
+        path = self.dir / "runtime.json"
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        groups = set(info.get("groups", []))
+        groups.add(pgid) if op == "+" else groups.discard(pgid)
+        info["groups"] = sorted(groups)
+        tmp = self.dir / "runtime.json.tmp"
+        tmp.write_text(json.dumps(info))
+        tmp.replace(path)
+
+    # -- events -------------------------------------------------------------------
+
+    def listen(self, listener: EventListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def event(self, kind: str, message: str, service: str = "", instance: str = "") -> None:
+        assert self.store is not None
+        record = self.store.event(kind, message, service=service, instance=instance)
+        if kind in ("state", "killed", "error", "runtime", "health"):
+            who = instance or service or "lsq"
+            if kind != "health":
+                self.printer.line("lsq", f"{who}: {message}" if who != "lsq" else message)
+        for listener in list(self._listeners):
+            listener(record)
+
+    # -- running ------------------------------------------------------------------
+
+    async def start(self, names: list[str] | None) -> None:
+        assert self.sup is not None
+        self.selected = self.sup.start(names)
+        self.event("runtime", f"starting {', '.join(self.selected)}")
+        asyncio.get_running_loop().create_task(self._watch_startup())
+
+    async def _watch_startup(self) -> None:
+        assert self.sup is not None
+        timeout = max([s.startup_timeout for s in self.app.services.values()] or [60.0])
+        timeout *= 1 + max(0, len(self.app.dependency_order()) - 1) ** 0.5
+        reason = await self.sup.wait_ready(self.selected, timeout)
+        if reason is None:
+            self.startup = {"state": "ready", "reason": "", "seconds": round(time.time() - self.started, 3)}
+            self.event("runtime", f"all {len(self.selected)} services are up")
+        else:
+            self.startup = {"state": "failed", "reason": reason}
+            self.event("runtime", f"start-up failed: {reason}")
+
+    def status(self) -> dict[str, object]:
+        assert self.sup is not None
+        services = self.sup.snapshot()
+        for svc in services:
+            name = str(svc["name"])
+            svc["address"] = self.sup.addresses.service_url(self.app, name)
+        return {
+            "app": self.app.name,
+            "pid": os.getpid(),
+            "started": self.started,
+            "startup": self.startup,
+            "services": services,
+        }
+
+    async def stop(self, *, force: bool = False) -> None:
+        """Stop all services (reverse dependency order), then close everything."""
+        if self.sup is not None:
+            if force:
+                self.sup.kill_all()
+            self.event("runtime", "stopping services")
+            await self.sup.stop_all()
+            self.event("runtime", "all services stopped")
+
+    def close(self) -> None:
+        if self.hub is not None:
+            self.hub.close()
+        if self.guard is not None:
+            self.guard.close()
+        if self.store is not None:
+            self.store.close()
+        (self.dir / "runtime.json").unlink(missing_ok=True)
+        self._lock.release()
+
+
+def ensure_provisioned(runtime: Runtime, names: list[str]) -> None:
+    try:
+        runtime.provision(names)
+    except ServiceError:
+        runtime.close()
+        raise

@@ -1,0 +1,602 @@
+"""The supervisor: converges real processes toward the app's desired state.
+
+One `Unit` per service, one `Replica` per process slot. Each replica is a task
+that waits for its service's dependencies, spawns, probes health, and on exit
+decides whether and when to start again. Every change is published to the
+registry (which the gateway and the control API read) and recorded as an
+event. Nothing here knows about HTTP or the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lsq.manifest import AppConfig, Service, env_name
+from lsq.registry import Instance, MemoryRegistry, State
+from lsq.runtime._health import probe
+from lsq.runtime._ports import free_port, port_in_use, who_listens
+from lsq.runtime._spawn import Child, group_alive, signal_group, signal_number, spawn
+
+EventSink = Callable[[str, str, str, str], None]
+"""(kind, message, service, instance) for every event."""
+
+GROUP_EXIT_WAIT = 5.0
+OUTPUT_CLOSE_WAIT = 0.5
+FAST_PROBE = 0.05
+
+
+class DependencyFailed(Exception):
+    pass
+
+
+@dataclass
+class Addresses:
+    """Where each service and replica is reached.
+
+    `service_port` is the stable address other services get; `replica_port`
+    is where a replica listens. Without a gateway in front, replica 0 of a
+    service listens on the service's own address.
+    """
+
+    service_ports: dict[str, int]
+    gateway: bool = False
+
+    def service_url(self, app: AppConfig, name: str) -> str:
+        svc = app.services[name]
+        if svc.external is not None and not self.gateway:
+            return svc.external.rstrip("/")
+        return f"http://127.0.0.1:{self.service_ports[name]}"
+
+    def replica_port(self, name: str, index: int, taken: set[int]) -> int:
+        if not self.gateway and index == 0:
+            return self.service_ports[name]
+        port = free_port()
+        while port in taken or port in self.service_ports.values():
+            port = free_port()
+        return port
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential back-off with ±20% jitter: base, 2·base, 4·base, ... ≤ cap."""
+    delay = min(cap, base * (2 ** max(0, attempt)))
+    return float(min(cap, delay * random.uniform(0.8, 1.2)))
+
+
+class Replica:
+    """One process slot of a service, with its own life-cycle task."""
+
+    def __init__(self, unit: Unit, index: int) -> None:
+        self.unit = unit
+        self.sup = unit.sup
+        self.instance = Instance(service=unit.name, index=index, port=0)
+        self.child: Child | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+        self._wake = asyncio.Event()
+        self._crashes = 0
+        self._last_stderr = ""
+
+    @property
+    def id(self) -> str:
+        return self.instance.id
+
+    def start(self) -> None:
+        self.stopping = False
+        self.task = asyncio.create_task(self._life(), name=f"replica {self.id}")
+
+    def _set(self, state: State, reason: str | None = None, **fields: object) -> None:
+        inst = self.instance
+        changed = inst.state is not state or (reason is not None and reason != inst.reason and state is State.WAITING)
+        inst.state = state
+        if reason is not None:
+            inst.reason = reason
+        for key, value in fields.items():
+            setattr(inst, key, value)
+        if state is not State.RUNNING:
+            inst.healthy = False
+        self.sup.publish(inst)
+        if changed:
+            detail = f": {reason}" if reason else ""
+            self.sup.event("state", f"{state.value}{detail}", self.unit.name, self.id)
+
+    async def _life(self) -> None:
+        try:
+            await self._run()
+        except DependencyFailed as exc:
+            self._set(State.FAILED, f"dependency failed: {exc}")
+        except asyncio.CancelledError:
+            await self._kill_now()
+            raise
+
+    async def _run(self) -> None:
+        self._set(State.WAITING, "")
+        await self.unit.wait_dependencies(self)
+        while not self.stopping:
+            code = await self._run_once()
+            if self.stopping or code is None:
+                break
+            if not await self._after_exit(code):
+                break
+        if self.stopping:
+            self._set(State.STOPPED, "", pid=None, next_retry=None)
+
+    async def _run_once(self) -> int | None:
+        """Spawn, watch health, and return the exit code (None: do not restart)."""
+        svc = self.unit.service
+        port = self.sup.addresses.replica_port(self.unit.name, self.instance.index, self.sup.taken_ports())
+        self.instance.port = port
+        if port_in_use(port):
+            who = who_listens(port)
+            return self._spawn_failed(f"port {port} is in use{' by ' + who if who else ''}")
+        env = self.sup.env_for(self.unit.name, self.id, port)
+        self._last_stderr = ""
+        try:
+            self.child = await spawn(svc.command or "", cwd=self.sup.app.cwd(self.unit.name), env=env, sink=self._line)
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            self._set(State.FAILED, f"cannot run {svc.command!r}: {exc.strerror or exc}")
+            return None
+        child = self.child
+        self.sup.guard_add(child.pid)
+        started = time.monotonic()
+        self._set(State.STARTING, "", pid=child.pid, started_at=time.time(), next_retry=None)
+        health = asyncio.create_task(self._watch_health(child), name=f"health {self.id}")
+        try:
+            code = await child.exited
+        finally:
+            health.cancel()
+        await self._reap_group(child)
+        self.instance.last_exit = code
+        self._uptime = time.monotonic() - started
+        return code
+
+    def _spawn_failed(self, reason: str) -> int:
+        self._last_stderr = reason
+        self.instance.last_exit = None
+        self._uptime = 0.0
+        return -1
+
+    def _line(self, stream: str, text: str, partial: bool) -> None:
+        if stream == "stderr" and text.strip():
+            self._last_stderr = text.strip()[:200]
+        self.sup.line(self.unit.name, self.id, stream, text, partial)
+
+    async def _reap_group(self, child: Child) -> None:
+        # The leader is gone; end whatever it left in its group so that no
+        # orphan keeps a port, then collect the last output.
+        pgid = child.pid
+        if group_alive(pgid):
+            signal_group(pgid, signal.SIGTERM)
+            if not await self.sup.wait_until(lambda: not group_alive(pgid), 2.0):
+                signal_group(pgid, signal.SIGKILL)
+                await self.sup.wait_until(lambda: not group_alive(pgid), GROUP_EXIT_WAIT)
+        await child.wait_output_closed(OUTPUT_CLOSE_WAIT)
+        self.sup.guard_remove(pgid)
+
+    async def _after_exit(self, code: int) -> bool:
+        """Decide what follows an exit; True to run again."""
+        svc = self.unit.service
+        policy = svc.restart
+        how = f"exit code {code}" if code >= 0 else self._last_stderr
+        if code in (126, 127):
+            self._set(State.FAILED, f"command not found or not executable ({how}): {self._last_stderr}", pid=None)
+            return False
+        if code == 0 and policy.policy != "always":
+            self._set(State.EXITED, "completed (exit code 0)", pid=None)
+            return False
+        if policy.policy == "no":
+            self._set(State.FAILED if code else State.EXITED, f"exited ({how}); restart: no", pid=None)
+            return False
+        if self._uptime >= policy.reset_after:
+            self._crashes = 0
+        if policy.max_restarts is not None and self._crashes >= policy.max_restarts:
+            self._set(
+                State.FAILED,
+                f"gave up after {self._crashes} restarts (max_restarts: {policy.max_restarts}); last {how}",
+                pid=None,
+            )
+            return False
+        delay = backoff_delay(self._crashes, policy.backoff, policy.backoff_max)
+        self._crashes += 1
+        detail = f"{how}; restart {self._crashes} in {delay:.1f}s"
+        if self._last_stderr and code >= 0:
+            detail += f"; last error: {self._last_stderr}"
+        self._set(State.BACKOFF, detail, pid=None, next_retry=time.time() + delay)
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        if self.stopping:
+            return False
+        self.instance.restarts += 1
+        return True
+
+    async def _watch_health(self, child: Child) -> None:
+        svc = self.unit.service
+        check = svc.health
+        if check is None:
+            self._set(State.RUNNING, "", healthy=True)
+            return
+        inst = self.instance
+        env = self.sup.env_for(self.unit.name, self.id, inst.port)
+        cwd = self.sup.app.cwd(self.unit.name)
+        started = time.monotonic()
+        ok_run = fail_run = 0
+        wait = FAST_PROBE
+        while not child.exited.done():
+            result = await probe(check, host=inst.host, port=inst.port, cwd=cwd, env=env)
+            if result.ok:
+                ok_run, fail_run = ok_run + 1, 0
+                if ok_run >= check.success_threshold and not inst.healthy:
+                    self._set(State.RUNNING, "")
+                    inst.healthy = True
+                    self.sup.publish(inst)
+                    self.sup.event("health", "healthy", self.unit.name, self.id)
+            else:
+                ok_run, fail_run = 0, fail_run + 1
+                in_start = time.monotonic() - started < check.start_period
+                if inst.healthy and fail_run >= check.failure_threshold and not in_start:
+                    self._set(State.UNHEALTHY, result.detail)
+                elif not inst.healthy:
+                    inst.reason = result.detail
+            # Probe fast until the first success, then at the configured pace.
+            if inst.healthy or inst.state is State.UNHEALTHY:
+                wait = check.interval
+            else:
+                wait = min(check.interval, wait * 1.5)
+            await asyncio.sleep(wait)
+
+    async def stop(self) -> None:
+        """Stop this replica: signal, wait stop_timeout, SIGKILL, wait for the group."""
+        self.stopping = True
+        self._wake.set()
+        child = self.child
+        if child is not None and not child.exited.done():
+            await self._stop_child(child)
+        elif self.task is not None and not self.task.done():
+            self.task.cancel()  # waiting for dependencies or a back-off: nothing runs
+        if self.task is not None:
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            except Exception as exc:  # a bug in one life cycle must not stop the shutdown
+                self.sup.event("error", f"internal error: {exc!r}", self.unit.name, self.id)
+        if self.instance.state is not State.STOPPED:
+            self._set(State.STOPPED, "", pid=None, next_retry=None)
+
+    async def _stop_child(self, child: Child) -> None:
+        svc = self.unit.service
+        pgid = child.pid
+        self._set(State.STOPPING, "")
+        signal_group(pgid, signal_number(svc.stop_signal))
+        gone = await self.sup.wait_until(
+            lambda: child.exited.done() and not group_alive(pgid), svc.stop_timeout
+        )
+        if not gone:
+            signal_group(pgid, signal.SIGKILL)
+            self.sup.event(
+                "killed",
+                f"killed with SIGKILL after stop_timeout {svc.stop_timeout:g}s",
+                self.unit.name,
+                self.id,
+            )
+
+    def kill_now(self) -> None:
+        self.stopping = True
+        self._wake.set()
+        child = self.child
+        if child is not None and not child.exited.done():
+            signal_group(child.pid, signal.SIGKILL)
+
+    async def _kill_now(self) -> None:
+        self.kill_now()
+        if self.child is not None:
+            await self._reap_group(self.child)
+
+
+class Unit:
+    """A service: its replicas and its dependencies."""
+
+    def __init__(self, sup: Supervisor, name: str) -> None:
+        self.sup = sup
+        self.name = name
+        self.service: Service = sup.app.services[name]
+        self.replicas: list[Replica] = []
+        self.wanted = False
+
+    @property
+    def external(self) -> bool:
+        return self.service.external is not None
+
+    def scale_to(self, count: int) -> list[Replica]:
+        """Create or drop replica slots; returns the ones that must be stopped."""
+        while len(self.replicas) < count:
+            replica = Replica(self, len(self.replicas))
+            self.replicas.append(replica)
+            if self.wanted:
+                replica.start()
+        extra = self.replicas[count:]
+        del self.replicas[count:]
+        return extra
+
+    def start(self) -> None:
+        self.wanted = True
+        if self.external:
+            return
+        if not self.replicas:
+            self.scale_to(self.service.replicas)
+            return
+        for replica in self.replicas:
+            if replica.task is None or replica.task.done():
+                replica.start()
+
+    async def stop(self) -> None:
+        self.wanted = False
+        await asyncio.gather(*(r.stop() for r in self.replicas))
+
+    def condition_met(self, condition: str) -> bool:
+        if self.external:
+            return True
+        states = [r.instance for r in self.replicas]
+        if not self.wanted:
+            return False
+        if condition == "started":
+            return all(i.state in (State.STARTING, State.RUNNING, State.UNHEALTHY, State.EXITED) for i in states)
+        if condition == "healthy":
+            return all(i.state is State.RUNNING and i.healthy for i in states)
+        return all(i.state is State.EXITED and i.last_exit == 0 for i in states)
+
+    def failure(self) -> str | None:
+        for replica in self.replicas:
+            if replica.instance.state is State.FAILED:
+                return f"{replica.id} failed: {replica.instance.reason}"
+        return None
+
+    async def wait_dependencies(self, replica: Replica) -> None:
+        for dep, condition in self.service.depends_on.items():
+            unit = self.sup.units[dep]
+            cond = condition or "started"
+            if unit.condition_met(cond):
+                continue
+            replica._set(State.WAITING, f"waits for {dep} to be {cond}")
+            deadline = unit.service.startup_timeout
+            ok = await self.sup.wait_until(
+                lambda: unit.condition_met(cond) or unit.failure() is not None, deadline
+            )
+            failure = unit.failure()
+            if failure is not None:
+                raise DependencyFailed(f"{dep}: {failure}")
+            if not ok:
+                raise DependencyFailed(f"{dep} was not {cond} within startup_timeout {deadline:g}s")
+
+    def snapshot(self) -> dict[str, object]:
+        instances = [r.instance.snapshot() for r in self.replicas]
+        return {
+            "name": self.name,
+            "state": self.state(),
+            "health": self.health(),
+            "external": self.service.external,
+            "replicas": len(self.replicas),
+            "instances": instances,
+        }
+
+    def state(self) -> str:
+        if self.external:
+            return "external"
+        states = {r.instance.state for r in self.replicas}
+        if not states:
+            return "stopped" if not self.wanted else "running"
+        for state in (State.FAILED, State.BACKOFF, State.STOPPING, State.WAITING, State.STARTING, State.UNHEALTHY):
+            if state in states:
+                return "crash-loop" if state is State.BACKOFF else state.value
+        if states <= {State.EXITED}:
+            return "exited"
+        if states <= {State.STOPPED}:
+            return "stopped"
+        return "running"
+
+    def health(self) -> str:
+        if self.external or self.service.health is None:
+            return "none"
+        live = [r.instance for r in self.replicas if r.instance.state in (State.RUNNING, State.UNHEALTHY, State.STARTING)]
+        if not live:
+            return "unknown"
+        healthy = sum(1 for i in live if i.healthy)
+        if healthy == len(live):
+            return "healthy"
+        return "unhealthy" if healthy == 0 else "degraded"
+
+
+class Supervisor:
+    """All units of an app, the registry they publish to, and their ordering."""
+
+    def __init__(
+        self,
+        app: AppConfig,
+        *,
+        registry: MemoryRegistry,
+        addresses: Addresses,
+        event: EventSink,
+        line: Callable[[str, str, str, str, bool], None],
+        data_env: Callable[[str], dict[str, str]],
+        guard: Callable[[str, int], None] = lambda op, pgid: None,
+    ) -> None:
+        self.app = app
+        self.registry = registry
+        self.addresses = addresses
+        self._event = event
+        self.line = line
+        self._data_env = data_env
+        self._guard = guard
+        self._changed = asyncio.Condition()
+        self._pending_notify = False
+        self.units = {name: Unit(self, name) for name in app.dependency_order()}
+
+    # -- plumbing used by replicas ------------------------------------------------
+
+    def publish(self, instance: Instance) -> None:
+        self.registry.publish(instance)
+        if not self._pending_notify:
+            self._pending_notify = True
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._notify()))
+
+    async def _notify(self) -> None:
+        self._pending_notify = False
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `predicate()` holds, re-checked on every change and every 100 ms."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            async with self._changed:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), min(left, 0.1))
+                except asyncio.TimeoutError:
+                    pass
+        return True
+
+    def event(self, kind: str, message: str, service: str = "", instance: str = "") -> None:
+        self._event(kind, message, service, instance)
+
+    def guard_add(self, pgid: int) -> None:
+        self._guard("+", pgid)
+
+    def guard_remove(self, pgid: int) -> None:
+        self._guard("-", pgid)
+
+    def taken_ports(self) -> set[int]:
+        return {r.instance.port for u in self.units.values() for r in u.replicas if r.instance.port}
+
+    def env_for(self, service: str, instance: str, port: int) -> dict[str, str]:
+        app = self.app
+        env = dict(os.environ)
+        env.update(app.env.get(service, {}))
+        env.update(self._data_env(service))
+        for dep in app.services[service].depends_on:
+            env[env_name(dep)] = self.addresses.service_url(app, dep)
+        env.update(
+            PORT=str(port),
+            LSQ_APP=app.name,
+            LSQ_SERVICE=service,
+            LSQ_INSTANCE=instance,
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    # -- what the runtime calls ---------------------------------------------------
+
+    def with_dependencies(self, names: list[str]) -> list[str]:
+        wanted: list[str] = []
+
+        def add(name: str) -> None:
+            if name in wanted:
+                return
+            for dep in self.app.services[name].depends_on:
+                add(dep)
+            wanted.append(name)
+
+        for name in names:
+            add(name)
+        return wanted
+
+    def start(self, names: list[str] | None = None) -> list[str]:
+        selected = self.with_dependencies(names) if names else list(self.units)
+        for name in self.app.dependency_order():
+            if name in selected:
+                self.units[name].start()
+        return selected
+
+    async def wait_ready(self, names: list[str], timeout: float) -> str | None:
+        """None once every named service is up (or completed); else the reason."""
+
+        def settled() -> bool:
+            return all(self._ready(n) or self._failure(n) for n in names)
+
+        await self.wait_until(settled, timeout)
+        for name in names:
+            failure = self._failure(name)
+            if failure:
+                return failure
+        for name in names:
+            if not self._ready(name):
+                unit = self.units[name]
+                reasons = "; ".join(f"{r.id} {r.instance.state.value}: {r.instance.reason}" for r in unit.replicas)
+                return f"{name} not ready within {timeout:g}s ({reasons})"
+        return None
+
+    def _ready(self, name: str) -> bool:
+        unit = self.units[name]
+        if unit.external:
+            return True
+        return all(
+            (r.instance.state is State.RUNNING and r.instance.healthy)
+            or (r.instance.state is State.EXITED and r.instance.last_exit == 0)
+            for r in unit.replicas
+        )
+
+    def _failure(self, name: str) -> str | None:
+        return self.units[name].failure()
+
+    async def stop_all(self) -> None:
+        """Stop every unit after the units that depend on it have stopped."""
+        done = {name: asyncio.Event() for name in self.units}
+        dependents: dict[str, list[str]] = {name: [] for name in self.units}
+        for name, unit in self.units.items():
+            for dep in unit.service.depends_on:
+                dependents[dep].append(name)
+
+        async def stop_one(name: str) -> None:
+            for other in dependents[name]:
+                await done[other].wait()
+            try:
+                await self.units[name].stop()
+            finally:
+                done[name].set()
+
+        await asyncio.gather(*(stop_one(name) for name in self.units))
+
+    def kill_all(self) -> None:
+        for unit in self.units.values():
+            for replica in unit.replicas:
+                replica.kill_now()
+
+    async def stop_service(self, name: str) -> None:
+        await self.units[name].stop()
+
+    def start_service(self, name: str) -> None:
+        self.units[name].start()
+
+    async def restart_service(self, name: str) -> None:
+        unit = self.units[name]
+        await unit.stop()
+        for replica in unit.replicas:
+            replica.instance.restarts += 1
+            replica._crashes = 0
+        unit.start()
+
+    async def scale(self, name: str, count: int) -> None:
+        unit = self.units[name]
+        removed = unit.scale_to(count)
+        await asyncio.gather(*(r.stop() for r in removed))
+        for replica in removed:
+            self.registry.remove(replica.id)
+
+    def snapshot(self) -> list[dict[str, object]]:
+        return [unit.snapshot() for unit in self.units.values()]
+
+
+Waiter = Callable[[], Awaitable[None]]

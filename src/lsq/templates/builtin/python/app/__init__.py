@@ -1,0 +1,1 @@
+"""The service's package; `python -m app` runs it."""

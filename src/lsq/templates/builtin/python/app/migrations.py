@@ -1,0 +1,25 @@
+"""Schema migrations, applied in order at start-up. Append; never edit one that shipped."""
+
+from __future__ import annotations
+
+# (version, name, {dialect: SQL})
+MIGRATIONS: list[tuple[int, str, dict[str, str]]] = [
+    (
+        1,
+        "create items",
+        {
+            "sqlite": (
+                "CREATE TABLE items ("
+                " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " name TEXT NOT NULL,"
+                " created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            ),
+            "postgres": (
+                "CREATE TABLE items ("
+                " id SERIAL PRIMARY KEY,"
+                " name TEXT NOT NULL,"
+                " created_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            ),
+        },
+    ),
+]

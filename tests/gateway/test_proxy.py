@@ -1,0 +1,171 @@
+"""Forwarding, keep-alive, pooling, streaming bodies and error answers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+
+from _util import Backend, Client, Seen, async_test, get, running_gateway, table
+
+
+@async_test()
+async def test_keep_alive_reuses_client_and_upstream_connections() -> None:
+    backend = await Backend().start()
+    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+        client = await Client.connect(gw.ports["api"])
+        conns = [(await client.request(path=f"/r{i}")).json()["conn"] for i in range(20)]
+        await client.close()
+    assert backend.connections == 1
+    assert set(conns) == {1}
+    assert [s.path for s in backend.seen] == [f"/r{i}" for i in range(20)]
+
+
+@async_test()
+async def test_stale_pooled_connection_never_gives_502() -> None:
+    backend = await Backend(idle_close=0.1).start()
+    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+        statuses = []
+        for i in range(12):
+            client = await Client.connect(gw.ports["api"])
+            statuses.append((await client.request("POST", "/p", body=b"x" * 100)).status)
+            await client.close()
+            # Gaps around the backend's idle limit, so some land right on it.
+            await asyncio.sleep((0.08, 0.1, 0.12, 0.2)[i % 4])
+    assert statuses == [200] * 12
+    assert backend.connections > 1  # the backend did close idle connections
+
+
+async def _chunked_backend(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for part in (b"alpha", b"-", b"omega"):
+        writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+        await writer.drain()
+    writer.write(b"0\r\n\r\n")
+
+
+@async_test()
+async def test_chunked_request_and_response_are_reframed_and_complete() -> None:
+    backend = await Backend(_chunked_backend).start()
+    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
+        writer.write(b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
+        from _util import read_response
+        response = await read_response(reader)
+        writer.close()
+    assert response.status == 200
+    assert response.body == b"alpha-omega"
+    assert backend.seen[0].length == 7
+    assert backend.seen[0].sha256 == hashlib.sha256(b"abcdefg").hexdigest()
+
+
+@async_test(timeout=60)
+async def test_20mb_upload_streams_with_identical_hash() -> None:
+    backend = await Backend().start()
+    payload = os.urandom(1 << 20) * 20
+    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+        client = await Client.connect(gw.ports["api"])
+        response = await client.request("PUT", "/upload", body=payload)
+        await client.close()
+    assert response.status == 200
+    assert response.json()["length"] == len(payload)
+    assert response.json()["sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+@async_test()
+async def test_no_replica_gives_503_json() -> None:
+    async with running_gateway(table({"api": {}})) as gw:
+        response = await get(gw.ports["api"])
+    assert response.status == 503
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["service"] == "api"
+    assert set(response.json()) == {"error", "service", "cause"}
+
+
+@async_test()
+async def test_connect_refused_gives_502_json() -> None:
+    dead = await Backend().start()
+    await dead.stop()
+    async with running_gateway(table({"api": {"backends": [dead.entry("api-0")]}})) as gw:
+        response = await get(gw.ports["api"])
+        stats = await gw.stats()
+    assert response.status == 502
+    assert "refused" in response.json()["cause"]
+    assert stats["replicas"]["api-0"]["errors"]["connect"] == 1
+    assert stats["services"]["api"]["errors"]["5xx"] == 1
+
+
+async def _silent(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(10)
+
+
+@async_test()
+async def test_backend_that_never_answers_gives_504_json() -> None:
+    backend = await Backend(_silent).start()
+    tbl = table({"api": {"backends": [backend.entry("api-0")]}})
+    async with running_gateway(tbl, idle_timeout=1.0) as gw:
+        response = await get(gw.ports["api"])
+    assert response.status == 504
+    assert response.json()["error"] == "gateway timeout"
+
+
+@async_test()
+async def test_malformed_request_gives_400() -> None:
+    backend = await Backend().start()
+    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
+        writer.write(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+        from _util import read_response
+        response = await read_response(reader)
+        writer.close()
+    assert response.status == 400
+    assert backend.seen == []
+
+
+@async_test()
+async def test_huge_header_block_gives_431() -> None:
+    backend = await Backend().start()
+    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+        response = await get(gw.ports["api"], headers={"X-Big": "a" * 100_000})
+    assert response.status == 431
+    assert backend.seen == []
+
+
+async def _dies_midway(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.transport.abort()
+
+
+@async_test()
+async def test_backend_dying_mid_response_aborts_the_client_connection() -> None:
+    backend = await Backend(_dies_midway).start()
+    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := await reader.read(65536):
+            data += chunk
+        writer.close()
+        stats = await gw.stats()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == b"x" * 1000  # no error text appended, no second status line
+    assert stats["services"]["api"]["errors"]["aborted"] == 1
+
+
+async def _slow_head(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+@async_test()
+async def test_head_request_response_has_no_body() -> None:
+    backend = await Backend(_slow_head).start()
+    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+        client = await Client.connect(gw.ports["api"])
+        head = await client.request("HEAD", "/")
+        await client.close()
+    assert head.status == 200
+    assert head.headers["content-length"] == "2"

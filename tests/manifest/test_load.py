@@ -1,0 +1,565 @@
+"""load(): the good path, the failure-scenario rows and the bad-input table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lsq.errors import ManifestError, Mark
+from lsq.manifest import AppConfig, Origin, find_manifest, load
+from lsq.manifest import _load as load_module
+
+Load = Callable[..., AppConfig]
+Write = Callable[..., Path]
+
+BASIC = """
+name: shop
+services:
+  web:
+    command: python -m http.server
+    port: 8001
+    health: {http: /health}
+  worker:
+    command: [python, worker.py]
+    depends_on: [web]
+"""
+
+
+def test_basic_manifest_loads_with_origins(load_app: Load) -> None:
+    app = load_app(BASIC)
+    assert app.name == "shop"
+    assert app.services["web"].port == 8001
+    assert app.services["worker"].command == ["python", "worker.py"]
+    assert app.origin("services.web.port") == Origin(
+        "manifest", Mark("lsq.yaml", 5, 11)
+    )
+    assert app.origin("services.web.replicas") == Origin("default")
+    assert app.warnings == ()
+
+
+def test_list_depends_on_resolves_to_healthy_or_started(load_app: Load) -> None:
+    app = load_app(
+        """
+        services:
+          db: {command: db, health: {tcp: true}}
+          cache: {command: cache}
+          api: {command: api, depends_on: [db, cache]}
+          job: {command: job, depends_on: {db: completed}}
+        """
+    )
+    assert app.services["api"].depends_on == {"db": "healthy", "cache": "started"}
+    assert app.services["job"].depends_on == {"db": "completed"}
+    assert app.origin("services.api.depends_on.cache").mark == Mark("lsq.yaml", 4, 40)
+
+
+def test_depending_on_an_external_service_is_fine(load_app: Load) -> None:
+    app = load_app(
+        """
+        services:
+          pay: {external: "https://pay.example.test"}
+          api: {command: api, depends_on: [pay]}
+        """
+    )
+    assert app.services["api"].depends_on == {"pay": "started"}
+
+
+def test_find_manifest_walks_up(tmp_path: Path, write: Write) -> None:
+    manifest = write("lsq.yaml", BASIC)
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    assert find_manifest(deep) == manifest
+
+
+def test_find_manifest_accepts_yml(tmp_path: Path, write: Write) -> None:
+    manifest = write("lsq.yml", BASIC)
+    assert find_manifest(tmp_path) == manifest
+
+
+def test_find_manifest_without_one_says_how_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match=r"no lsq\.yaml in .*; run lsq from"):
+        find_manifest(tmp_path)
+
+
+def test_missing_manifest_file_is_a_manifest_error(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="lsq.yaml: file not found"):
+        load(tmp_path / "lsq.yaml", environ={})
+
+
+# Row B28: env values pass through as written.
+def test_b28_env_values_keep_their_text(load_app: Load) -> None:
+    app = load_app(
+        """
+        services:
+          web:
+            command: run
+            env:
+              DEBUG: yes
+              COUNTRY: NO
+              FLAG: true
+              MODE: off
+              VERSION: 1.10
+              OCTAL: 0700
+              TIME: 1:30
+              QUOTED: "1.10"
+        """
+    )
+    assert app.env["web"] == {
+        "DEBUG": "yes",
+        "COUNTRY": "NO",
+        "FLAG": "true",
+        "MODE": "off",
+        "VERSION": "1.10",
+        "OCTAL": "0700",
+        "TIME": "1:30",
+        "QUOTED": "1.10",
+    }
+    assert app.services["web"].env == app.env["web"]
+
+
+def test_argv_items_keep_their_text(load_app: Load) -> None:
+    app = load_app("services:\n  web: {command: [tool, --version, 1.10, true]}\n")
+    assert app.services["web"].command == ["tool", "--version", "1.10", "true"]
+
+
+# Row B30: two anchors, each with an env key, merged into one service.
+def test_b30_merge_keys_combine_env_maps(load_app: Load) -> None:
+    app = load_app(
+        """
+        x-a: &a
+          env: {A: "1", SHARED: from-a}
+          replicas: 2
+        x-b: &b
+          env: {B: "2", SHARED: from-b}
+          replicas: 3
+        services:
+          web:
+            <<: [*a, *b]
+            command: run
+          api:
+            <<: [*a, *b]
+            command: run
+            env: {SHARED: own, C: "3"}
+        """
+    )
+    assert app.env["web"] == {"A": "1", "B": "2", "SHARED": "from-a"}
+    assert app.services["web"].replicas == 2  # first listed anchor wins
+    assert app.env["api"] == {"A": "1", "B": "2", "SHARED": "own", "C": "3"}
+    assert app.origin("services.web.env.B").mark == Mark("lsq.yaml", 5, 12)
+
+
+def test_override_merges_by_key(load_app: Load) -> None:
+    app = load_app(
+        """
+        services:
+          web:
+            command: run
+            port: 8001
+            env: {A: base, B: base}
+        """,
+        files={
+            "lsq.local.yaml": """
+            services:
+              web:
+                port: 9001
+                env: {B: local}
+              extra: {command: more}
+            """
+        },
+        overrides=("lsq.local.yaml",),
+    )
+    assert app.services["web"].port == 9001
+    assert app.services["web"].command == "run"
+    assert app.env["web"] == {"A": "base", "B": "local"}
+    assert set(app.services) == {"web", "extra"}
+    assert app.origin("services.web.port").mark == Mark("lsq.local.yaml", 3, 11)
+
+
+def test_interpolation_from_environ(load_app: Load) -> None:
+    app = load_app(
+        """
+        services:
+          web:
+            command: serve --db ${DB_HOST}:${DB_PORT:-5432} $$HOME $HOME
+            port: ${WEB_PORT:-8001}
+            env: {URL: "http://${DB_HOST}"}
+        """,
+        environ={"DB_HOST": "db.local"},
+    )
+    web = app.services["web"]
+    assert web.command == "serve --db db.local:5432 $HOME $HOME"
+    assert web.port == 8001
+    assert app.env["web"]["URL"] == "http://db.local"
+    assert app.origin("services.web.command").source == "environment"
+    assert app.origin("services.web.port").source == "manifest"
+    assert app.warnings == ()
+
+
+def test_single_quoted_values_are_literal(load_app: Load) -> None:
+    app = load_app(
+        """
+        services:
+          web:
+            command: 'echo ${NOT_EXPANDED} $$'
+            env: {RAW: '${ALSO_RAW}'}
+        """
+    )
+    assert app.services["web"].command == "echo ${NOT_EXPANDED} $$"
+    assert app.env["web"]["RAW"] == "${ALSO_RAW}"
+    assert app.warnings == ()
+
+
+def test_undefined_variable_warns_with_place(load_app: Load) -> None:
+    app = load_app("services:\n  web:\n    command: run ${NOPE}\n")
+    assert app.services["web"].command == "run "
+    (warning,) = app.warnings
+    assert warning.startswith(
+        "lsq.yaml:3:14: services.web.command: variable NOPE is not set"
+    )
+    assert "${NOPE:-default}" in warning
+
+
+def test_env_file_then_env_map(load_app: Load) -> None:
+    app = load_app(
+        """
+        services:
+          web:
+            command: run
+            env_file: [base.env, local.env]
+            env: {C: manifest}
+        """,
+        files={
+            "base.env": "A=base\nB=base\nC=base\n",
+            "local.env": "B=local\nD=${A}-x\n",
+        },
+    )
+    assert app.env["web"] == {"A": "base", "B": "local", "C": "manifest", "D": "base-x"}
+    assert app.origin("services.web.env.B") == Origin(
+        "env_file", Mark("local.env", 1, 1)
+    )
+    assert app.origin("services.web.env.C").source == "manifest"
+
+
+# Row B23: the .env grammar, and `lsq config` shows the resolved values.
+def test_b23_dotenv_values(load_app: Load) -> None:
+    from lsq.manifest import render_config
+
+    dotenv = 'TOKEN=abc#123\nNOTE=hello # comment\nQ="x # y"\nS=\'lit\'\nE="a\\"b"\n'
+    app = load_app(
+        "services:\n  web: {command: run, env_file: .env}\n", files={".env": dotenv}
+    )
+    assert app.env["web"] == {
+        "TOKEN": "abc#123",
+        "NOTE": "hello",
+        "Q": "x # y",
+        "S": "lit",
+        "E": 'a"b',
+    }
+    text = render_config(app)
+    assert 'TOKEN: "abc#123"  # .env:1' in text
+    assert "NOTE: hello  # .env:2" in text
+    assert 'E: "a\\"b"  # .env:5' in text
+
+
+# Row B27: PORT is LSQ's.
+def test_b27_port_in_env_file_is_dropped_with_a_warning(load_app: Load) -> None:
+    app = load_app(
+        "services:\n  web: {command: run, port: 8001, env_file: .env}\n",
+        files={".env": "PORT=9999\nOTHER=1\n"},
+    )
+    assert app.env["web"] == {"OTHER": "1"}
+    assert app.warnings == (
+        "PORT in .env:1 is ignored; LSQ sets PORT (8001 for web); "
+        "set `port:` in lsq.yaml instead",
+    )
+
+
+def test_reserved_names_in_env_map_are_dropped(load_app: Load) -> None:
+    app = load_app(
+        """
+        services:
+          web:
+            command: run
+            data: sqlite
+            env: {LSQ_SERVICE: x, DATABASE_URL: y, PORT: "1", KEEP: k}
+        """
+    )
+    assert app.env["web"] == {"KEEP": "k"}
+    assert len(app.warnings) == 3
+    assert app.warnings[0].startswith("PORT in lsq.yaml:5 is ignored")
+    assert any(
+        w.startswith("DATABASE_URL in lsq.yaml:5 is ignored") for w in app.warnings
+    )
+
+
+def test_fixed_port_with_replicas_follows_the_flag(
+    load_app: Load, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "services:\n  web: {command: run, port: 8001, replicas: 2}\n"
+    with pytest.raises(ManifestError, match="leave port out, or set replicas: 1"):
+        load_app(text)
+    # Not a mock: the documented switch for when the gateway lands.
+    monkeypatch.setattr(load_module, "FIXED_PORT_WITH_REPLICAS_ALLOWED", True)
+    assert load_app(text).services["web"].replicas == 2
+
+
+def test_extension_keys_are_ignored(load_app: Load) -> None:
+    app = load_app("x-notes: {anything: [1, 2]}\nservices:\n  web: {command: run}\n")
+    assert set(app.services) == {"web"}
+
+
+# The bad-input table: (lsq.yaml, other files, overrides, place, key words).
+BAD = {
+    "unknown key": (
+        "services:\n  web:\n    comand: run\n",
+        {},
+        (),
+        "lsq.yaml:3:5",
+        ["services.web: unknown key 'comand'", "did you mean 'command'?"],
+    ),
+    "unknown top-level key": (
+        "servics:\n  web: {command: run}\n",
+        {},
+        (),
+        "lsq.yaml:1:1",
+        ["top level: unknown key 'servics'", "did you mean 'services'?"],
+    ),
+    "wrong type": (
+        "services:\n  web:\n    command: run\n    port: abc\n",
+        {},
+        (),
+        "lsq.yaml:4:11",
+        ["services.web.port: expected an integer, found 'abc'", "leave port out"],
+    ),
+    "out of range": (
+        "services:\n  web:\n    command: run\n    port: 70000\n",
+        {},
+        (),
+        "lsq.yaml:4:11",
+        ["services.web.port: expected a number <= 65535, found 70000"],
+    ),
+    "bad duration": (
+        "services:\n  web:\n    command: run\n    stop_timeout: soon\n",
+        {},
+        (),
+        "lsq.yaml:4:19",
+        ["services.web.stop_timeout: expected a duration such as 2s", "'soon'"],
+    ),
+    "bad literal": (
+        "services:\n  web:\n    command: run\n    restart: sometimes\n",
+        {},
+        (),
+        "lsq.yaml:4:14",
+        ["services.web.restart: expected one of", "found 'sometimes'"],
+    ),
+    "no command": (
+        "services:\n  web:\n    port: 8001\n",
+        {},
+        (),
+        "lsq.yaml:2:3",
+        ["services.web: set command (what to run) or external"],
+    ),
+    "no services": (
+        "name: shop\n",
+        {},
+        (),
+        "lsq.yaml:1:1",
+        ["missing required key 'services'", "add a services: map"],
+    ),
+    "unknown dependency": (
+        "services:\n  web: {command: run, depends_on: [dbb]}\n  db: {command: db}\n",
+        {},
+        (),
+        "lsq.yaml:2:36",
+        ["services.web.depends_on: unknown service 'dbb'", "did you mean 'db'?"],
+    ),
+    "cycle": (
+        "services:\n"
+        "  a: {command: a, depends_on: [b]}\n"
+        "  b: {command: b, depends_on: [c]}\n"
+        "  c: {command: c, depends_on: [a]}\n",
+        {},
+        (),
+        "lsq.yaml:2:32",
+        ["dependency cycle a -> b -> c -> a", "remove one"],
+    ),
+    "self dependency": (
+        "services:\n  a: {command: a, depends_on: [a]}\n",
+        {},
+        (),
+        "lsq.yaml:2:32",
+        ["dependency cycle a -> a"],
+    ),
+    # Row B16.
+    "shared port": (
+        "services:\n  web: {command: w, port: 8001}\n  api: {command: a, port: 8001}\n",
+        {},
+        (),
+        "lsq.yaml:3:21",
+        [
+            'services.api.port: port 8001 is also used by "web"',
+            "give one of them another port or leave both out to have them assigned",
+        ],
+    ),
+    "port is the ingress port": (
+        "gateway: {ingress_port: 8080}\nservices:\n  web: {command: w, port: 8080}\n",
+        {},
+        (),
+        "lsq.yaml:3:21",
+        ["port 8080 is also used by the gateway's ingress_port"],
+    ),
+    "port with replicas": (
+        "services:\n  web:\n    command: run\n    replicas: 3\n    port: 8001\n",
+        {},
+        (),
+        "lsq.yaml:5:5",
+        ["fixed port 8001 with replicas: 3", "private ports", "set replicas: 1"],
+    ),
+    # Row B25.
+    "env-name collision": (
+        "services:\n  user-api: {command: a}\n  user_api: {command: b}\n",
+        {},
+        (),
+        "lsq.yaml:3:3",
+        ["services.user_api", "LSQ_USER_API_URL", '"user-api"', "rename one"],
+    ),
+    "health on external": (
+        "services:\n"
+        "  pay:\n"
+        "    external: https://pay.example.test\n"
+        "    health: {http: /h}\n",
+        {},
+        (),
+        "lsq.yaml:4:5",
+        ["services.pay.health: an external service cannot have health:"],
+    ),
+    "data on external": (
+        "services:\n  pay: {external: 'https://pay.example.test', data: sqlite}\n",
+        {},
+        (),
+        "lsq.yaml:2:47",
+        ["services.pay.data: an external service cannot have data:"],
+    ),
+    "missing env_file": (
+        "services:\n  web:\n    command: run\n    env_file: [.env, nope.env]\n",
+        {".env": "A=1\n"},
+        (),
+        "lsq.yaml:4:22",
+        ["env_file 'nope.env' not found", "create the file or remove it"],
+    ),
+    "bad .env line": (
+        "services:\n  web: {command: run, env_file: app.env}\n",
+        {"app.env": "A=1\n\nthis is not an assignment\n"},
+        (),
+        "app.env:3:1",
+        ["expected KEY=value, found 'this is not an assignment'"],
+    ),
+    "null env value": (
+        "services:\n  web:\n    command: run\n    env:\n      EMPTY:\n",
+        {},
+        (),
+        "lsq.yaml:5:7",
+        ["services.web.env.EMPTY: expected a value, found nothing", 'EMPTY: ""'],
+    ),
+    "unclosed flow mapping": (
+        "services:\n  web: {command: run ${NAME}-${OTHER}\n",
+        {},
+        (),
+        "lsq.yaml:2:",
+        ["invalid YAML"],
+    ),
+    "unclosed ${": (
+        "services:\n  web:\n    command: echo ${NAME\n",
+        {},
+        (),
+        "lsq.yaml:3:19",
+        ["services.web.command: unclosed '${'", "close it with '}'"],
+    ),
+    "bad variable name": (
+        "services:\n  web:\n    command: echo ${1X}\n",
+        {},
+        (),
+        "lsq.yaml:3:19",
+        ["expected a variable name after '${'"],
+    ),
+    "yaml syntax error": (
+        "services:\n  web:\n    command: [a, b\n",
+        {},
+        (),
+        "lsq.yaml:4:1",
+        ["invalid YAML: expected ',' or ']'", "flow sequence at 3:14"],
+    ),
+    "tab indentation": (
+        "services:\n\tweb: {command: run}\n",
+        {},
+        (),
+        "lsq.yaml:2:1",
+        ["invalid YAML", "indent with spaces, not tabs"],
+    ),
+    "duplicate key": (
+        "services:\n  web:\n    command: run\n    port: 1\n    port: 2\n",
+        {},
+        (),
+        "lsq.yaml:5:5",
+        ["services.web: duplicate key 'port' (first at line 4)", "keep only one"],
+    ),
+    "duplicate service": (
+        "services:\n  web: {command: a}\n  web: {command: b}\n",
+        {},
+        (),
+        "lsq.yaml:3:3",
+        ["services: duplicate key 'web'"],
+    ),
+    "anchor across files": (
+        "x-base: &base {command: run}\nservices:\n  web: *base\n",
+        {"over.yaml": "services:\n  api:\n    <<: *base\n"},
+        ("over.yaml",),
+        "over.yaml:3:9",
+        ["undefined alias 'base'", "anchors can't be used across files"],
+    ),
+    "undefined anchor": (
+        "services:\n  web: *base\n",
+        {},
+        (),
+        "lsq.yaml:2:8",
+        ["undefined alias 'base'", "define the anchor with &name"],
+    ),
+    "unsupported tag": (
+        "services:\n  web: {command: !!python/object:os.system x}\n",
+        {},
+        (),
+        "lsq.yaml:2:18",
+        ["unsupported tag !!python/object:os.system"],
+    ),
+    "empty file": ("", {}, (), "lsq.yaml:1:1", ["found nothing", "services:"]),
+    "merge of a scalar": (
+        "x: &x 1\nservices:\n  web: {<<: *x, command: run}\n",
+        {},
+        (),
+        "lsq.yaml:3:9",
+        ["'<<' merges mappings, found a scalar"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD), ids=list(BAD))
+def test_bad_input_is_one_line_with_place_and_fix(load_app: Load, case: str) -> None:
+    text, files, overrides, place, words = BAD[case]
+    with pytest.raises(ManifestError) as info:
+        load_app(text, files=files, overrides=overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(place), message
+    for word in words:
+        assert word in message, message
+    assert info.value.fix, message
+
+
+def test_anchor_defined_in_the_override_itself_works(load_app: Load) -> None:
+    app = load_app(
+        "services:\n  web: {command: run}\n",
+        files={"over.yaml": "x-e: &e {env: {A: '1'}}\nservices:\n  web: {<<: *e}\n"},
+        overrides=("over.yaml",),
+    )
+    assert app.env["web"] == {"A": "1"}
