@@ -78,22 +78,30 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def start_nginx(conf: str, prefix: Path, name: str, cpu: str) -> subprocess.Popen[bytes]:
+def start_nginx(
+    conf: str, prefix: Path, name: str, cpu: str
+) -> subprocess.Popen[bytes]:
     path = prefix / f"{name}.conf"
     path.write_text(conf)
-    return subprocess.Popen(["taskset", "-c", cpu, "nginx", "-p", str(prefix), "-c", str(path)])
+    return subprocess.Popen(
+        ["taskset", "-c", cpu, "nginx", "-p", str(prefix), "-c", str(path)]
+    )
 
 
 def start_gateway(backend: int, port: int) -> tuple[subprocess.Popen[bytes], int]:
     """The gateway in a child Python (parent) whose worker we pin and measure."""
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve-gateway", str(backend), str(port)],
-        stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
     )
     line = proc.stdout.readline()  # type: ignore[union-attr]
     worker = int(json.loads(line)["worker_pid"])
-    subprocess.run(["taskset", "-p", "-c", PROXY_CPU, str(worker)], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["taskset", "-p", "-c", PROXY_CPU, str(worker)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return proc, worker
 
 
@@ -103,15 +111,29 @@ def serve_gateway(backend: int, port: int) -> None:
 
     async def main() -> None:
         gw = Gateway(Settings())
-        gw.update({"ingress_port": None, "services": {"app": {
-            "port": port, "backends": [{"id": "app-0", "host": "127.0.0.1", "port": backend}]}}})
+        gw.update(
+            {
+                "ingress_port": None,
+                "services": {
+                    "app": {
+                        "port": port,
+                        "backends": [
+                            {"id": "app-0", "host": "127.0.0.1", "port": backend}
+                        ],
+                    }
+                },
+            }
+        )
         await gw.start()
         pid = gw._workers[0].proc.pid
         print(json.dumps({"worker_pid": pid}), flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)  # until the bench closes stdin
         stats = await gw.stats()
-        print(json.dumps(stats["services"].get("app", {}).get("requests")), file=sys.stderr)
+        print(
+            json.dumps(stats["services"].get("app", {}).get("requests")),
+            file=sys.stderr,
+        )
         await gw.stop()
 
     asyncio.run(main())
@@ -125,16 +147,31 @@ def cpu_ticks(pid: int | None) -> int:
 
 
 def wrk(port: int, conns: int, duration: int, headers: list[str]) -> dict[str, float]:
-    cmd = ["taskset", "-c", WRK_CPU, "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency"]
+    cmd = [
+        "taskset",
+        "-c",
+        WRK_CPU,
+        "wrk",
+        "-t1",
+        f"-c{conns}",
+        f"-d{duration}s",
+        "--latency",
+    ]
     for header in headers:
         cmd += ["-H", header]
-    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}/"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        cmd + [f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "total": total, "p50": _latency(out, "50%"),
-            "p99": _latency(out, "99%"), "non2xx": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": rps,
+        "total": total,
+        "p50": _latency(out, "50%"),
+        "p99": _latency(out, "99%"),
+        "non2xx": int(errors.group(1)) if errors else 0,
+    }
 
 
 def _latency(out: str, label: str) -> float:
@@ -149,22 +186,39 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
     ports = {"backend": free_port(), "nginx": free_port(), "lsq": free_port()}
     children: list[subprocess.Popen[bytes]] = []
     try:
-        children.append(start_nginx(BACKEND_CONF.format(prefix=prefix, port=ports["backend"]),
-                                    prefix, "backend", BACKEND_CPU))
-        nginx = start_nginx(PROXY_CONF.format(prefix=prefix, port=ports["nginx"],
-                                              backend=ports["backend"]), prefix, "proxy", PROXY_CPU)
+        children.append(
+            start_nginx(
+                BACKEND_CONF.format(prefix=prefix, port=ports["backend"]),
+                prefix,
+                "backend",
+                BACKEND_CPU,
+            )
+        )
+        nginx = start_nginx(
+            PROXY_CONF.format(
+                prefix=prefix, port=ports["nginx"], backend=ports["backend"]
+            ),
+            prefix,
+            "proxy",
+            PROXY_CPU,
+        )
         children.append(nginx)
         gateway, worker = start_gateway(ports["backend"], ports["lsq"])
         children.append(gateway)
         for port in ports.values():
             wait_port(port)
         pids = {"direct": None, "lsq": worker, "nginx": nginx.pid}
-        targets = {"direct": ports["backend"], "lsq": ports["lsq"], "nginx": ports["nginx"]}
+        targets = {
+            "direct": ports["backend"],
+            "lsq": ports["lsq"],
+            "nginx": ports["nginx"],
+        }
         cases = {"c32": (32, []), "c1": (1, []), "c32+10h": (32, EXTRA_HEADERS)}
         results: dict[str, dict[str, list[dict[str, float]]]] = {
-            c: {t: [] for t in targets} for c in cases}
-        for name, (conns, headers) in cases.items():  # warm-up, not counted
-            for target, port in targets.items():
+            c: {t: [] for t in targets} for c in cases
+        }
+        for conns, headers in cases.values():  # warm-up, not counted
+            for port in targets.values():
                 wrk(port, conns, 1, headers)
         for rnd in range(args.rounds):
             for case, (conns, headers) in cases.items():
@@ -174,11 +228,16 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
                     result = wrk(targets[target], conns, args.duration, headers)
                     used = cpu_ticks(pids[target]) - before
                     tick = os.sysconf("SC_CLK_TCK")
-                    result["cpu_us_per_req"] = used / tick * 1e6 / max(result["total"], 1)
+                    result["cpu_us_per_req"] = (
+                        used / tick * 1e6 / max(result["total"], 1)
+                    )
                     results[case][target].append(result)
-                    print(f"round {rnd + 1} {case:8} {target:6} {result['rps']:>10.0f} req/s "
-                          f"p50 {result['p50']:.3f} ms p99 {result['p99']:.3f} ms "
-                          f"cpu {result['cpu_us_per_req']:.1f} us/req", flush=True)
+                    print(
+                        f"round {rnd + 1} {case:8} {target:6} {result['rps']:>10.0f} req/s "
+                        f"p50 {result['p50']:.3f} ms p99 {result['p99']:.3f} ms "
+                        f"cpu {result['cpu_us_per_req']:.1f} us/req",
+                        flush=True,
+                    )
         return results
     finally:
         gateway_stdin = children[-1].stdin if len(children) == 3 else None
@@ -196,9 +255,13 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
 
 
 def summarize(results: dict[str, dict[str, list[dict[str, float]]]]) -> str:
-    lines = ["| case | candidate | req/s (median) | spread | p50 ms | p99 ms | "
-             "proxy CPU µs/req | req/s vs nginx | p99 vs nginx |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| case | candidate | req/s (median) | spread | p50 ms | p99 ms | "
+            "proxy CPU µs/req | req/s vs nginx | p99 vs nginx |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for case, by_target in results.items():
         ref = by_target["nginx"]
         ref_rps = statistics.median(r["rps"] for r in ref)
@@ -211,8 +274,10 @@ def summarize(results: dict[str, dict[str, list[dict[str, float]]]]) -> str:
             p99 = statistics.median(r["p99"] for r in runs)
             cpu = statistics.median(r["cpu_us_per_req"] for r in runs)
             cpu_text = "-" if target == "direct" else f"{cpu:.1f}"
-            lines.append(f"| {case} | {target} | {med:.0f} | ±{spread / 2:.0f}% | {p50:.3f} | "
-                         f"{p99:.3f} | {cpu_text} | {med / ref_rps:.2f}x | {p99 / ref_p99:.2f}x |")
+            lines.append(
+                f"| {case} | {target} | {med:.0f} | ±{spread / 2:.0f}% | {p50:.3f} | "
+                f"{p99:.3f} | {cpu_text} | {med / ref_rps:.2f}x | {p99 / ref_p99:.2f}x |"
+            )
     return "\n".join(lines)
 
 
@@ -221,12 +286,16 @@ def write_readme(table: str, args: argparse.Namespace) -> None:
         "## gateway\n\n"
         f"`bench/gateway/run.py --duration {args.duration} --rounds {args.rounds}` on this "
         f"machine ({os.cpu_count()} cores), {time.strftime('%Y-%m-%d')}. wrk on CPU {WRK_CPU}, "
-        f"proxy on CPU {PROXY_CPU}, backend (nginx returning \"ok\") on CPU {BACKEND_CPU}. "
+        f'proxy on CPU {PROXY_CPU}, backend (nginx returning "ok") on CPU {BACKEND_CPU}. '
         "Medians over the rounds; spread is half the min-max range.\n\n" + table + "\n"
     )
     text = README.read_text() if README.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"## gateway\n.*?(?=\n## |\Z)", re.S)
-    text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    pattern = re.compile(r"## gateway\n.*?(?=\n## |\Z)", re.DOTALL)
+    text = (
+        pattern.sub(section, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + section
+    )
     README.write_text(text)
 
 
@@ -237,12 +306,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--write-readme", action="store_true",
-                        help="put the summary into bench/README.md's gateway section")
+    parser.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="put the summary into bench/README.md's gateway section",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "nginx", "taskset"):
         if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} not found; install it: apt-get install -y wrk nginx")
+            raise SystemExit(
+                f"{tool} not found; install it: apt-get install -y wrk nginx"
+            )
     table = summarize(run(args))
     print(table)
     if args.write_readme:

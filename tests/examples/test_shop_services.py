@@ -432,20 +432,25 @@ def test_orders_keeps_its_orders_in_postgres(shop: Shop, postgres_url: str) -> N
     ("environ", "orders_data", "payments_url"),
     [
         ({}, "sqlite", "http://127.0.0.1:9471"),
-        ({"ORDERS_DATA": "postgres"}, "postgres", "http://127.0.0.1:9471"),
+        ({"LSQ_POSTGRES_URL": "postgresql://127.0.0.1/postgres"}, "postgres", "http://127.0.0.1:9471"),
         ({"PAYMENTS_URL": "https://pay.test"}, "sqlite", "https://pay.test"),
     ],
 )
 def test_the_manifest_wires_the_services_as_these_tests_do(
-    environ: dict[str, str], orders_data: str, payments_url: str
+    environ: dict[str, str], orders_data: str, payments_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lsq.manifest import env_name, load
+    from lsq.runtime._data import kind
 
     config = load(SHOP / "lsq.yaml", environ=environ)
+    monkeypatch.delenv("LSQ_POSTGRES_URL", raising=False)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
 
     services = config.services
     assert set(services) == {*COMMANDS, "payments"}
-    assert services["orders"].data == orders_data
+    assert services["orders"].data == "sql"
+    assert kind(services["orders"].data) == orders_data
     assert services["payments"].external == payments_url
     assert {name for name, s in services.items() if s.data == "sqlite"} <= USES_SQLITE
     assert dict(services["orders"].depends_on) == {

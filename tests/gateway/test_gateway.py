@@ -7,21 +7,35 @@ import json
 from pathlib import Path
 
 import pytest
+from gateway_helpers import Backend, Client, async_test, get, running_gateway, table
 
 import lsq.gateway
 from lsq.errors import ServiceError
-from _util import Backend, Client, async_test, get, running_gateway, table
 
 
 def test_public_names_are_pinned() -> None:
     assert sorted(lsq.gateway.__all__) == [
-        "Backend", "Gateway", "PrefixRoute", "RoutingTable", "ServiceEntry"]
+        "Backend",
+        "Gateway",
+        "PrefixRoute",
+        "RoutingTable",
+        "ServiceEntry",
+    ]
 
 
 def test_routing_table_round_trips_through_json() -> None:
-    raw = table({"api": {"port": 7001, "backends": [
-        {"id": "api-0", "host": "127.0.0.1", "port": 9, "weight": 50}],
-        "routes": [{"prefix": "/api", "strip": False}]}}, ingress=8080)
+    raw = table(
+        {
+            "api": {
+                "port": 7001,
+                "backends": [
+                    {"id": "api-0", "host": "127.0.0.1", "port": 9, "weight": 50}
+                ],
+                "routes": [{"prefix": "/api", "strip": False}],
+            }
+        },
+        ingress=8080,
+    )
     parsed = lsq.gateway.RoutingTable.from_json(json.loads(json.dumps(raw)))
     assert parsed.to_json() == raw | {"services": {"api": raw["services"]["api"]}}
     assert parsed.services["api"].backends[0].weight == 50
@@ -30,10 +44,19 @@ def test_routing_table_round_trips_through_json() -> None:
 @async_test()
 async def test_ingress_routes_by_host_and_by_prefix_with_strip_or_keep() -> None:
     api, web = await Backend().start(), await Backend().start()
-    tbl = table({
-        "api": {"backends": [api.entry("api-0")], "routes": [{"prefix": "/api", "strip": True}]},
-        "web": {"backends": [web.entry("web-0")], "routes": [{"prefix": "/web", "strip": False}]},
-    }, ingress=0)
+    tbl = table(
+        {
+            "api": {
+                "backends": [api.entry("api-0")],
+                "routes": [{"prefix": "/api", "strip": True}],
+            },
+            "web": {
+                "backends": [web.entry("web-0")],
+                "routes": [{"prefix": "/web", "strip": False}],
+            },
+        },
+        ingress=0,
+    )
     async with running_gateway(tbl) as gw:
         port = gw.ingress_port
         assert port
@@ -93,7 +116,10 @@ async def test_replicas_join_and_leave_under_traffic_without_failures() -> None:
     async with running_gateway(table({"api": {"backends": [a.entry("api-0")]}})) as gw:
         stop = asyncio.Event()
         statuses: list[int] = []
-        clients = [asyncio.create_task(_traffic(gw.ports["api"], stop, statuses)) for _ in range(4)]
+        clients = [
+            asyncio.create_task(_traffic(gw.ports["api"], stop, statuses))
+            for _ in range(4)
+        ]
         await asyncio.sleep(0.5)
         gw.update(table({"api": {"backends": [a.entry("api-0"), b.entry("api-1")]}}))
         await asyncio.sleep(0.5)
@@ -112,7 +138,9 @@ async def test_replicas_join_and_leave_under_traffic_without_failures() -> None:
 
 
 @async_test()
-async def test_two_workers_serve_and_stats_add_up(tmp_path_factory: object = None) -> None:
+async def test_two_workers_serve_and_stats_add_up(
+    tmp_path_factory: object = None,
+) -> None:
     backend = await Backend().start()
     tbl = table({"api": {"backends": [backend.entry("api-0")]}})
     async with running_gateway(tbl, workers=2) as gw:
@@ -131,10 +159,20 @@ async def test_access_log_has_one_json_line_per_request(tmp_path: Path) -> None:
     async with running_gateway(tbl, log_dir=tmp_path) as gw:
         for i in range(3):
             await get(gw.ports["api"], f"/a{i}")
-    rows = [json.loads(line) for line in (tmp_path / "access.log").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "access.log").read_text().splitlines()
+    ]
     assert [r["path"] for r in rows] == ["/a0", "/a1", "/a2"]
-    assert set(rows[0]) == {"ts", "service", "replica", "method", "path", "status",
-                            "bytes", "duration_ms"}
+    assert set(rows[0]) == {
+        "ts",
+        "service",
+        "replica",
+        "method",
+        "path",
+        "status",
+        "bytes",
+        "duration_ms",
+    }
     assert rows[0]["replica"] == "api-0" and rows[0]["status"] == 200
 
 
@@ -143,7 +181,9 @@ async def test_external_service_forwards_to_its_url_with_its_host() -> None:
     backend = await Backend().start()
     url = f"http://127.0.0.1:{backend.port}/base"
     async with running_gateway(table({"pay": {"external": url}})) as gw:
-        response = await get(gw.ports["pay"], "/charge", headers={"Host": "localhost:1"})
+        response = await get(
+            gw.ports["pay"], "/charge", headers={"Host": "localhost:1"}
+        )
     assert response.status == 200
     assert backend.seen[0].path == "/base/charge"
     assert backend.seen[0].headers["host"] == f"127.0.0.1:{backend.port}"
@@ -177,7 +217,8 @@ async def test_workers_die_when_the_parent_is_killed() -> None:
     import sys
 
     parent = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _ORPHAN, stdout=asyncio.subprocess.PIPE)
+        sys.executable, "-c", _ORPHAN, stdout=asyncio.subprocess.PIPE
+    )
     line = await asyncio.wait_for(parent.stdout.readline(), 15)  # type: ignore[union-attr]
     workers = [int(p) for p in line.split()]
     assert len(workers) == 2 and all(_alive(p) for p in workers)

@@ -6,15 +6,27 @@ import asyncio
 import hashlib
 import os
 
-from _util import Backend, Client, Seen, async_test, get, running_gateway, table
+from gateway_helpers import (
+    Backend,
+    Client,
+    Seen,
+    async_test,
+    get,
+    running_gateway,
+    table,
+)
 
 
 @async_test()
 async def test_keep_alive_reuses_client_and_upstream_connections() -> None:
     backend = await Backend().start()
-    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
         client = await Client.connect(gw.ports["api"])
-        conns = [(await client.request(path=f"/r{i}")).json()["conn"] for i in range(20)]
+        conns = [
+            (await client.request(path=f"/r{i}")).json()["conn"] for i in range(20)
+        ]
         await client.close()
     assert backend.connections == 1
     assert set(conns) == {1}
@@ -24,11 +36,15 @@ async def test_keep_alive_reuses_client_and_upstream_connections() -> None:
 @async_test()
 async def test_stale_pooled_connection_never_gives_502() -> None:
     backend = await Backend(idle_close=0.1).start()
-    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
         statuses = []
         for i in range(12):
             client = await Client.connect(gw.ports["api"])
-            statuses.append((await client.request("POST", "/p", body=b"x" * 100)).status)
+            statuses.append(
+                (await client.request("POST", "/p", body=b"x" * 100)).status
+            )
             await client.close()
             # Gaps around the backend's idle limit, so some land right on it.
             await asyncio.sleep((0.08, 0.1, 0.12, 0.2)[i % 4])
@@ -47,11 +63,16 @@ async def _chunked_backend(seen: Seen, writer: asyncio.StreamWriter) -> None:
 @async_test()
 async def test_chunked_request_and_response_are_reframed_and_complete() -> None:
     backend = await Backend(_chunked_backend).start()
-    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
-        writer.write(b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
-        from _util import read_response
+        writer.write(
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
+        )
+        from gateway_helpers import read_response
+
         response = await read_response(reader)
         writer.close()
     assert response.status == 200
@@ -64,7 +85,9 @@ async def test_chunked_request_and_response_are_reframed_and_complete() -> None:
 async def test_20mb_upload_streams_with_identical_hash() -> None:
     backend = await Backend().start()
     payload = os.urandom(1 << 20) * 20
-    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
         client = await Client.connect(gw.ports["api"])
         response = await client.request("PUT", "/upload", body=payload)
         await client.close()
@@ -87,7 +110,9 @@ async def test_no_replica_gives_503_json() -> None:
 async def test_connect_refused_gives_502_json() -> None:
     dead = await Backend().start()
     await dead.stop()
-    async with running_gateway(table({"api": {"backends": [dead.entry("api-0")]}})) as gw:
+    async with running_gateway(
+        table({"api": {"backends": [dead.entry("api-0")]}})
+    ) as gw:
         response = await get(gw.ports["api"])
         stats = await gw.stats()
     assert response.status == 502
@@ -113,10 +138,13 @@ async def test_backend_that_never_answers_gives_504_json() -> None:
 @async_test()
 async def test_malformed_request_gives_400() -> None:
     backend = await Backend().start()
-    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
-        from _util import read_response
+        from gateway_helpers import read_response
+
         response = await read_response(reader)
         writer.close()
     assert response.status == 400
@@ -126,7 +154,9 @@ async def test_malformed_request_gives_400() -> None:
 @async_test()
 async def test_huge_header_block_gives_431() -> None:
     backend = await Backend().start()
-    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
         response = await get(gw.ports["api"], headers={"X-Big": "a" * 100_000})
     assert response.status == 431
     assert backend.seen == []
@@ -142,7 +172,9 @@ async def _dies_midway(seen: Seen, writer: asyncio.StreamWriter) -> None:
 @async_test()
 async def test_backend_dying_mid_response_aborts_the_client_connection() -> None:
     backend = await Backend(_dies_midway).start()
-    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         data = b""
@@ -163,7 +195,9 @@ async def _slow_head(seen: Seen, writer: asyncio.StreamWriter) -> None:
 @async_test()
 async def test_head_request_response_has_no_body() -> None:
     backend = await Backend(_slow_head).start()
-    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
         client = await Client.connect(gw.ports["api"])
         head = await client.request("HEAD", "/")
         await client.close()

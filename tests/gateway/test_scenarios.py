@@ -6,15 +6,25 @@ import asyncio
 import hashlib
 import os
 import time
+from pathlib import Path
 
 import websockets
-
-from _util import Backend, Client, Seen, async_test, read_response, running_gateway, table
+from gateway_helpers import (
+    Backend,
+    Client,
+    Seen,
+    async_test,
+    read_response,
+    running_gateway,
+    table,
+)
 
 
 async def _sse(seen: Seen, writer: asyncio.StreamWriter) -> None:
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                 b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n")
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
+    )
     for i in range(5):
         await asyncio.sleep(0.2)
         writer.write(b"data: %d %.6f\n\n" % (i, time.monotonic()))
@@ -42,7 +52,9 @@ async def _event_delays(port: int) -> list[float]:
 @async_test()
 async def test_b31_sse_events_arrive_as_written() -> None:
     backend = await Backend(_sse).start()
-    async with running_gateway(table({"ev": {"backends": [backend.entry("ev-0")]}})) as gw:
+    async with running_gateway(
+        table({"ev": {"backends": [backend.entry("ev-0")]}})
+    ) as gw:
         through = await _event_delays(gw.ports["ev"])
     direct = await _event_delays(backend.port)
     assert len(through) == 5
@@ -62,15 +74,25 @@ async def test_b33_websocket_subprotocol_idle_gap_and_close() -> None:
     def choose(conn: object, protocols: list[str]) -> str | None:
         return "mqtt" if "mqtt" in protocols else None
 
-    server = await websockets.serve(handler, "127.0.0.1", 0, subprotocols=["mqtt"],  # type: ignore[list-item]
-                                    select_subprotocol=choose)
+    server = await websockets.serve(
+        handler,
+        "127.0.0.1",
+        0,
+        subprotocols=["mqtt"],  # type: ignore[list-item]
+        select_subprotocol=choose,
+    )
     port = server.sockets[0].getsockname()[1]  # type: ignore[index]
-    tbl = table({"ws": {"backends": [{"id": "ws-0", "host": "127.0.0.1", "port": port}]}})
+    tbl = table(
+        {"ws": {"backends": [{"id": "ws-0", "host": "127.0.0.1", "port": port}]}}
+    )
     try:
         async with running_gateway(tbl, idle_timeout=1.0, header_timeout=1.0) as gw:
             url = f"ws://127.0.0.1:{gw.ports['ws']}/mqtt"
-            async with websockets.connect(url, subprotocols=["mqtt"],  # type: ignore[list-item]
-                                          ping_interval=None) as ws:
+            async with websockets.connect(
+                url,
+                subprotocols=["mqtt"],  # type: ignore[list-item]
+                ping_interval=None,
+            ) as ws:
                 assert ws.subprotocol == "mqtt"
                 await ws.send("one")
                 assert await ws.recv() == "echo:one"
@@ -91,13 +113,17 @@ async def test_b33_server_side_close_reaches_the_client() -> None:
 
     server = await websockets.serve(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]  # type: ignore[index]
-    tbl = table({"ws": {"backends": [{"id": "ws-0", "host": "127.0.0.1", "port": port}]}})
+    tbl = table(
+        {"ws": {"backends": [{"id": "ws-0", "host": "127.0.0.1", "port": port}]}}
+    )
     try:
-        async with running_gateway(tbl) as gw:
-            async with websockets.connect(f"ws://127.0.0.1:{gw.ports['ws']}/") as ws:
-                assert await ws.recv() == "bye"
-                await asyncio.wait_for(ws.wait_closed(), 5)
-                assert ws.close_code == 4001
+        async with (
+            running_gateway(tbl) as gw,
+            websockets.connect(f"ws://127.0.0.1:{gw.ports['ws']}/") as ws,
+        ):
+            assert await ws.recv() == "bye"
+            await asyncio.wait_for(ws.wait_closed(), 5)
+            assert ws.close_code == 4001
     finally:
         server.close()
         await server.wait_closed()
@@ -108,15 +134,21 @@ async def test_b34_expect_continue_with_curl(tmp_path_factory: object = None) ->
     backend = await Backend().start()
     payload = os.urandom(2 << 20)
     path = f"/tmp/lsq-gw-b34-{os.getpid()}.bin"
-    with open(path, "wb") as f:
-        f.write(payload)
+    Path(path).write_bytes(payload)
     try:
-        async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+        async with running_gateway(
+            table({"api": {"backends": [backend.entry("api-0")]}})
+        ) as gw:
             proc = await asyncio.create_subprocess_exec(
-                "curl", "-sv", "--data-binary", f"@{path}",
+                "curl",
+                "-sv",
+                "--data-binary",
+                f"@{path}",
                 f"http://127.0.0.1:{gw.ports['api']}/up",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            out, err = await proc.communicate()
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await proc.communicate()
     finally:
         os.unlink(path)
     assert b"Expect: 100-continue" in err
@@ -129,10 +161,14 @@ async def test_b34_expect_continue_with_curl(tmp_path_factory: object = None) ->
 async def test_b34_client_waiting_for_100_gets_exactly_one() -> None:
     backend = await Backend().start()
     payload = os.urandom(2 << 20)
-    async with running_gateway(table({"api": {"backends": [backend.entry("api-0")]}})) as gw:
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
-        writer.write(b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(payload))
+        writer.write(
+            b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(payload)
+        )
         interim = await asyncio.wait_for(read_response(reader), 5)
         writer.write(payload)
         final = await read_response(reader)
@@ -164,7 +200,9 @@ async def test_b35_post_retried_on_healthy_replica_after_refusal() -> None:
 
 
 @async_test()
-async def test_b37_forwarded_headers_replaced_for_untrusted_and_appended_for_trusted() -> None:
+async def test_b37_forwarded_headers_replaced_for_untrusted_and_appended_for_trusted() -> (
+    None
+):
     backend = await Backend().start()
     tbl = table({"api": {"backends": [backend.entry("api-0")]}})
     forged = {"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Proto": "https"}
@@ -182,14 +220,18 @@ async def test_b37_forwarded_headers_replaced_for_untrusted_and_appended_for_tru
 
 async def _redirect(seen: Seen, writer: asyncio.StreamWriter) -> None:
     location = f"http://{seen.headers['host']}/login"
-    writer.write(f"HTTP/1.1 302 Found\r\nLocation: {location}\r\n"
-                 "Content-Length: 0\r\n\r\n".encode())
+    writer.write(
+        f"HTTP/1.1 302 Found\r\nLocation: {location}\r\n"
+        "Content-Length: 0\r\n\r\n".encode()
+    )
 
 
 @async_test()
 async def test_b38_host_is_kept_and_redirects_point_to_it() -> None:
     backend = await Backend(_redirect).start()
-    async with running_gateway(table({"app": {"backends": [backend.entry("app-0")]}})) as gw:
+    async with running_gateway(
+        table({"app": {"backends": [backend.entry("app-0")]}})
+    ) as gw:
         client = await Client.connect(gw.ports["app"])
         response = await client.request(headers={"Host": "app.localtest.me"})
         await client.close()
@@ -201,10 +243,12 @@ async def test_b38_host_is_kept_and_redirects_point_to_it() -> None:
 
 async def _slow_upload(port: int, payload: bytes) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"PUT /slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(payload))
+    writer.write(
+        b"PUT /slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(payload)
+    )
     step = 20 * 1024
     for i in range(0, len(payload), step):  # ~200 KB/s
-        writer.write(payload[i:i + step])
+        writer.write(payload[i : i + step])
         await writer.drain()
         await asyncio.sleep(0.1)
     response = await read_response(reader)
@@ -231,7 +275,7 @@ async def _trickle(port: int) -> float:
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
     try:
         data = await asyncio.wait_for(reader.read(1), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     except ConnectionError:
         return True
@@ -245,7 +289,8 @@ async def test_b40_slow_steady_upload_succeeds_and_header_trickler_is_dropped() 
     tbl = table({"api": {"backends": [backend.entry("api-0")]}})
     async with running_gateway(tbl, idle_timeout=2.0, header_timeout=1.0) as gw:
         status, dropped_after = await asyncio.gather(
-            _slow_upload(gw.ports["api"], payload), _trickle(gw.ports["api"]))
+            _slow_upload(gw.ports["api"], payload), _trickle(gw.ports["api"])
+        )
     assert status == 200
     assert backend.seen[0].sha256 == hashlib.sha256(payload).hexdigest()
     assert 0.9 <= dropped_after < 6.0

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from pathlib import Path
 
 import pytest
 from tplhelpers import ROOT, Lsq
 
+from lsq.manifest import Service
 from lsq.templates import add_service
-
-
-def _service_model() -> type:
-    try:
-        return importlib.import_module("lsq.manifest._schema").Service  # type: ignore[no-any-return]
-    except ImportError:
-        # The manifest package's loader may not exist yet; its schema module
-        # stands alone, so load it by path.
-        path = ROOT / "src" / "lsq" / "manifest" / "_schema.py"
-        spec = importlib.util.spec_from_file_location("_lsq_schema_only", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.Service  # type: ignore[no-any-return]
 
 
 def test_init_writes_manifest_readme_and_gitignore(app: Path) -> None:
@@ -143,7 +128,7 @@ def test_generated_entries_validate_against_the_schema(app: Path, lsq: Lsq) -> N
         == 0
     )
     services = YAML(typ="safe").load((app / "lsq.yaml").read_text())["services"]
-    model = _service_model()
+    model = Service
     orders = model.model_validate(services["orders"])
     assert (orders.cwd, orders.port, orders.data) == ("orders", 8123, "sqlite")
     assert orders.health.http == "/health/ready"

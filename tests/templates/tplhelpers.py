@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
@@ -18,21 +17,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LSQ_BIN = Path(sys.executable).with_name("lsq")
-
-# While the rest of the CLI is being written, `lsq` may fail to import its other
-# command modules; then the root group is run with only this package's commands.
-_SHIM = (
-    "import sys\n"
-    "from lsq.cli import _main, _templates\n"
-    "_main._register = lambda: None\n"
-    "_main.main(sys.argv[1:])\n"
-)
-
-
-def _cli_prefix() -> list[str]:
-    if importlib.util.find_spec("lsq.cli._commands") is not None and LSQ_BIN.exists():
-        return [str(LSQ_BIN)]
-    return [sys.executable, "-c", _SHIM]
 
 
 @dataclass
@@ -59,7 +43,7 @@ def run_lsq(
 ) -> Result:
     full_env = {**os.environ, "LSQ_CACHE_DIR": str(cache), **(env or {})}
     done = subprocess.run(
-        [*_cli_prefix(), *args],
+        [str(LSQ_BIN), *args],
         cwd=cwd,
         env=full_env,
         check=False,

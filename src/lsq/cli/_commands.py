@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -340,3 +341,36 @@ def config(ctx: Context, as_json: bool) -> None:
     from lsq.manifest import render_config
 
     click.echo(render_config(app, json=as_json))
+
+
+# -- run ------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("service")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def run(ctx: Context, service: str, command: tuple[str, ...]) -> None:
+    """Run SERVICE's command (or COMMAND) once in the foreground, with the exact
+    environment `lsq up` gives it: same PORT, addresses and DATABASE_URL."""
+    app = _load(ctx)
+    _check_names(app, (service,))
+    svc = app.services[service]
+    if svc.external is not None:
+        raise UsageError(f"service {service!r} is external ({svc.external}); LSQ does not run it")
+    from lsq.runtime import Runtime, Printer
+    from lsq.runtime._spawn import argv_for
+    from lsq.runtime._supervisor import service_env
+
+    runtime = Runtime(app, printer=Printer(None))
+    addresses = runtime.addresses()
+    runtime.dir.mkdir(parents=True, exist_ok=True)
+    runtime.provision([service])
+    env = service_env(app, service, instance=f"{service}-run", port=addresses.service_ports[service],
+                      addresses=addresses, data_env=runtime.data_env(service))
+    argv = list(command) or argv_for(svc.command or "")
+    os.chdir(app.cwd(service))
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        raise LsqError(f"cannot run {argv[0]!r}: {exc.strerror}") from exc

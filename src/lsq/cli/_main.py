@@ -38,12 +38,16 @@ def cli(ctx: click.Context, file: Path | None, debug: bool) -> None:
 def _register() -> None:
     # Command modules import lazily-heavy parts inside their functions, so
     # `lsq --help` stays fast.
+    import importlib
+
     from lsq.cli import _commands  # noqa: F401
 
-    try:
-        from lsq.cli import _templates  # noqa: F401
-    except ImportError:  # the templates module is optional while it is built
-        pass
+    for name in ("_templates", "_dashboard", "_chaos", "_deploy"):
+        try:
+            importlib.import_module(f"lsq.cli.{name}")
+        except ModuleNotFoundError as exc:  # command groups not installed or not yet built
+            if exc.name != f"lsq.cli.{name}":
+                raise
 
 
 def main(argv: list[str] | None = None) -> None:

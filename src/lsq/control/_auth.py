@@ -41,15 +41,17 @@ class Guard:
         self._hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
         self._origins = {f"http://{h}" for h in self._hosts}
 
-    def refuse(self, request: Request, *, allow_query_token: bool = False) -> tuple[int, str] | None:
-        """None if allowed; else (status, reason)."""
+    def refuse(
+        self, request: Request, *, need_token: bool = True, allow_query_token: bool = False
+    ) -> tuple[int, str] | None:
+        """None if allowed; else (status, reason). Host and Origin are always checked."""
         host = request.headers.get("host", "")
         if host not in self._hosts:
             return 421, f"unexpected Host {host!r}"
         origin = request.headers.get("origin")
         if origin is not None and origin not in self._origins:
             return 403, f"cross-origin request from {origin!r} refused"
-        if not self.token_ok(request, allow_query_token=allow_query_token):
+        if need_token and not self.token_ok(request, allow_query_token=allow_query_token):
             return 401, "missing or wrong token; the CLI reads it from .lsq/token"
         return None
 

@@ -64,23 +64,33 @@ _REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 302: 
             421: "Misdirected Request", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
+@dataclass(frozen=True)
+class Route:
+    method: str
+    regex: re.Pattern[str]
+    handler: Handler
+    auth: str  # "token": token required; "self": the handler checks access itself
+
+
 class Router:
     def __init__(self) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._routes: list[Route] = []
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
-        self._routes.append((method, re.compile(f"^{regex}$"), handler))
+    def add(self, method: str, pattern: str, handler: Handler, *, auth: str = "token") -> None:
+        """`{name}` matches one path segment, `{name:path}` the rest of the path."""
+        regex = re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)", pattern)
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
+        self._routes.append(Route(method, re.compile(f"^{regex}$"), handler, auth))
 
-    def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
-        """(handler, params, path_exists)."""
+    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+        """(route, params, path_exists)."""
         exists = False
-        for m, regex, handler in self._routes:
-            found = regex.match(path)
+        for route in self._routes:
+            found = route.regex.match(path)
             if found:
                 exists = True
-                if m == method:
-                    return handler, found.groupdict(), True
+                if route.method == method:
+                    return route, found.groupdict(), True
         return None, {}, exists
 
 

@@ -31,17 +31,17 @@ class ControlAPI:
 
     async def __call__(self, request: Request) -> Response:
         assert self.guard is not None
-        refused = self.guard.refuse(request)
+        route, params, exists = self.router.match(request.method, request.path)
+        refused = self.guard.refuse(request, need_token=route is None or route.auth == "token")
         if refused is not None:
             return Response.error(*refused)
-        handler, params, exists = self.router.match(request.method, request.path)
-        if handler is None:
+        if route is None:
             if exists:
                 return Response.error(405, f"{request.method} not allowed on {request.path}; state changes need POST")
             return Response.error(404, f"no route {request.path}")
         request.params = params
         try:
-            return await handler(request)
+            return await route.handler(request)
         except LsqError as exc:
             return Response.error(409, str(exc))
 
@@ -149,6 +149,7 @@ async def serve(app: AppConfig, *, services: list[str] | None, printer: Printer)
         sup = runtime.build()
         runtime.provision(sup.with_dependencies(services) if services else list(app.services))
         api = ControlAPI(runtime, stop)
+        _mount_dashboard(api, runtime)
         server = HttpServer(api)
         port = await server.start("127.0.0.1", 0)
         api.guard = Guard(new_token(runtime.dir / "token"), port)
@@ -170,6 +171,14 @@ async def serve(app: AppConfig, *, services: list[str] | None, printer: Printer)
         if server is not None:
             await server.close()
         runtime.close()
+
+
+def _mount_dashboard(api: ControlAPI, runtime: Runtime) -> None:
+    try:
+        from lsq.dashboard import mount
+    except ImportError:  # the dashboard package is optional in a minimal install
+        return
+    mount(api, runtime)
 
 
 async def _flush_logs(runtime: Runtime) -> None:

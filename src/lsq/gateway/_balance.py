@@ -17,8 +17,18 @@ class BackendState:
     """One replica (or an external URL) as a worker sees it."""
 
     __slots__ = (
-        "id", "host", "port", "weight", "active", "idle", "retired",
-        "counters", "ssl", "server_hostname", "host_header", "base_path",
+        "active",
+        "base_path",
+        "counters",
+        "host",
+        "host_header",
+        "id",
+        "idle",
+        "port",
+        "retired",
+        "server_hostname",
+        "ssl",
+        "weight",
     )
 
     def __init__(self, id: str, host: str, port: int, weight: int) -> None:
@@ -70,7 +80,7 @@ def external_backend(url: str) -> BackendState:
 class ServiceState:
     """One service in a worker: its backends and counters."""
 
-    __slots__ = ("name", "backends", "counters", "external")
+    __slots__ = ("backends", "counters", "external", "name")
 
     def __init__(self, name: str, counters: Counters) -> None:
         self.name = name

@@ -26,8 +26,12 @@ _STOP_GRACE = 5.0
 class _Worker:
     """One worker process and our end of its socket pair."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         self.proc = proc
         self.reader = reader
         self.writer = writer
@@ -46,10 +50,12 @@ class _Worker:
                 future.set_result(msg)
         for future in self.waiting.values():
             if not future.done():
-                future.set_exception(ServiceError(
-                    f"gateway worker {self.proc.pid} exited while answering; "
-                    "see the runtime log for its last words"
-                ))
+                future.set_exception(
+                    ServiceError(
+                        f"gateway worker {self.proc.pid} exited while answering; "
+                        "see the runtime log for its last words"
+                    )
+                )
 
 
 class Gateway:
@@ -60,7 +66,9 @@ class Gateway:
     `ports`).
     """
 
-    def __init__(self, settings: GatewaySettings, *, log_dir: Path | None = None) -> None:
+    def __init__(
+        self, settings: GatewaySettings, *, log_dir: Path | None = None
+    ) -> None:
         self.settings = settings
         self.log_dir = log_dir
         self._workers: list[_Worker] = []
@@ -139,29 +147,42 @@ class Gateway:
     async def _spawn(self, index: int) -> _Worker:
         ours, theirs = socket.socketpair()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lsq.gateway._worker",
-            str(theirs.fileno()), str(os.getpid()),
-            pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "lsq.gateway._worker",
+            str(theirs.fileno()),
+            str(os.getpid()),
+            pass_fds=(theirs.fileno(),),
+            stdin=asyncio.subprocess.DEVNULL,
         )
         theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         worker = _Worker(proc, reader, writer)
         worker.task = asyncio.get_running_loop().create_task(worker.read_replies())
-        access = str(self.log_dir / "access.log") if self.log_dir and self.settings.access_log else None
-        worker.send({"op": "config", "config": {
-            "header_timeout": self.settings.header_timeout,
-            "idle_timeout": self.settings.idle_timeout,
-            "trusted_proxies": list(self.settings.trusted_proxies),
-            "access_log": access,
-            "index": index,
-        }})
+        access = (
+            str(self.log_dir / "access.log")
+            if self.log_dir and self.settings.access_log
+            else None
+        )
+        worker.send(
+            {
+                "op": "config",
+                "config": {
+                    "header_timeout": self.settings.header_timeout,
+                    "idle_timeout": self.settings.idle_timeout,
+                    "trusted_proxies": list(self.settings.trusted_proxies),
+                    "access_log": access,
+                    "index": index,
+                },
+            }
+        )
         log.info("gateway worker %d started (pid %d)", index, proc.pid)
         return worker
 
     async def _reap(self, worker: _Worker) -> None:
         try:
             await asyncio.wait_for(worker.proc.wait(), _STOP_GRACE)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             worker.proc.kill()
             await worker.proc.wait()
         if worker.task is not None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import httptools
 
 from lsq.gateway._balance import BackendState, ServiceState
-from lsq.gateway._stats import bucket_of
 from lsq.gateway._headers import (
     HOP_BY_HOP,
     SPECIAL,
@@ -25,6 +24,7 @@ from lsq.gateway._headers import (
     forwarded_headers,
     is_trusted,
 )
+from lsq.gateway._stats import bucket_of
 
 if TYPE_CHECKING:
     from lsq.gateway._worker import Context
@@ -39,9 +39,15 @@ _PAUSE_QUEUE = 4  # a pipelined request waits for the one before it
 
 _NO_BODY, _PASS, _CHUNK, _CLOSE = 0, 1, 2, 3
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_REASONS = {400: "Bad Request", 404: "Not Found", 408: "Request Timeout",
-            431: "Request Header Fields Too Large", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
+_REASONS = {
+    400: "Bad Request",
+    404: "Not Found",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 class _HeadTooLarge(Exception):
@@ -52,11 +58,33 @@ class Request:
     """One request on a client connection, from its first byte to its response."""
 
     __slots__ = (
-        "method", "url", "headers", "keep_alive", "http10", "upgrade", "expect",
-        "chunked", "body_done", "head", "pending", "pending_size", "replay",
-        "replay_size", "service", "backend", "upstream", "tried", "t0", "status",
-        "bytes_out", "started", "sent100", "finished", "error", "tunnel_rest",
+        "backend",
+        "body_done",
+        "bytes_out",
+        "chunked",
+        "error",
+        "expect",
+        "finished",
+        "head",
+        "headers",
+        "http10",
+        "keep_alive",
+        "method",
+        "pending",
+        "pending_size",
+        "replay",
+        "replay_size",
+        "sent100",
+        "service",
         "slot",
+        "started",
+        "status",
+        "t0",
+        "tried",
+        "tunnel_rest",
+        "upgrade",
+        "upstream",
+        "url",
     )
 
     def __init__(self) -> None:
@@ -134,7 +162,7 @@ class ClientConn(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self.upgrading = True
-            rest = data[exc.args[0]:]
+            rest = data[exc.args[0] :]
             if rest:
                 self._hold_tunnel_bytes(rest)
         except httptools.HttpParserError as exc:
@@ -267,9 +295,13 @@ class ClientConn(asyncio.Protocol):
             lines.append(b"Transfer-Encoding: " + te + b"\r\n")
         backend_host = self._target_host(req)
         lines.append(b"Host: " + (backend_host or host) + b"\r\n")
-        lines += forwarded_headers(found, peer=self.peer, host=host, trusted=self.trusted)
+        lines += forwarded_headers(
+            found, peer=self.peer, host=host, trusted=self.trusted
+        )
         if req.upgrade and b"upgrade" in found:
-            lines.append(b"Connection: upgrade\r\nUpgrade: " + found[b"upgrade"] + b"\r\n")
+            lines.append(
+                b"Connection: upgrade\r\nUpgrade: " + found[b"upgrade"] + b"\r\n"
+            )
         lines.append(b"\r\n")
         return b"".join(lines)
 
@@ -319,7 +351,7 @@ class ClientConn(asyncio.Protocol):
                 ),
                 ctx.connect_timeout,
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             self._connect_failed(req, backend, exc)
             return
         if self.closed or self.active is not req or req.finished:
@@ -357,7 +389,11 @@ class ClientConn(asyncio.Protocol):
         size = req.pending_size
         req.pending = []
         req.pending_size = 0
-        if req.replay is None and size + len(req.head) <= MAX_REPLAY and not req.started:
+        if (
+            req.replay is None
+            and size + len(req.head) <= MAX_REPLAY
+            and not req.started
+        ):
             req.replay, req.replay_size = parts, size
         if self.out_paused:
             upstream.pause()
@@ -398,7 +434,9 @@ class ClientConn(asyncio.Protocol):
 
     # -- finishing --------------------------------------------------------
 
-    def response_done(self, req: Request, upstream: Upstream | None, reuse: bool) -> None:
+    def response_done(
+        self, req: Request, upstream: Upstream | None, reuse: bool
+    ) -> None:
         """The response to `req` has been written in full."""
         req.finished = True
         _free_slot(req)
@@ -437,16 +475,18 @@ class ClientConn(asyncio.Protocol):
             if aborted:
                 backend.counters.errors["aborted"] += 1
         if ctx.access is not None:
-            ctx.access.append((
-                time.time(),
-                service.name if service else None,
-                backend.id if backend else None,
-                req.method,
-                req.url,
-                status,
-                req.bytes_out,
-                ms,
-            ))
+            ctx.access.append(
+                (
+                    time.time(),
+                    service.name if service else None,
+                    backend.id if backend else None,
+                    req.method,
+                    req.url,
+                    status,
+                    req.bytes_out,
+                    ms,
+                )
+            )
 
     def _respond_error(self, req: Request, status: int, error: str, cause: str) -> None:
         """Answer with a small JSON body, unless the response already started."""
@@ -472,8 +512,12 @@ class ClientConn(asyncio.Protocol):
         head = (
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n%s\r\n"
-            % (status, _REASONS.get(status, "Error").encode(), len(body),
-               b"" if keep else b"Connection: close\r\n")
+            % (
+                status,
+                _REASONS.get(status, "Error").encode(),
+                len(body),
+                b"" if keep else b"Connection: close\r\n",
+            )
         )
         self.transport.write(head + body)
         self.response_done(req, None, False)
@@ -571,7 +615,7 @@ def _drop_named(lines: list[bytes], names: set[bytes]) -> list[bytes]:
     kept = lines[:4]
     for i in range(4, len(lines), 4):
         if lines[i].lower() not in names:
-            kept += lines[i:i + 4]
+            kept += lines[i : i + 4]
     return kept
 
 
@@ -654,7 +698,7 @@ class Upstream(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            rest = data[exc.args[0]:]
+            rest = data[exc.args[0] :]
             if rest and self.tunnel is not None:
                 self.out.append(rest)
         except httptools.HttpParserError as exc:
@@ -725,8 +769,10 @@ class Upstream(asyncio.Protocol):
         if status < 200 and status != 101:
             self.info = True
             if status != 100:  # 100 is answered by the gateway itself
-                self.out.append(b"HTTP/1.1 %d %s\r\n%s\r\n" % (
-                    status, self.reason, b"".join(_response_lines(self.headers)[0])))
+                self.out.append(
+                    b"HTTP/1.1 %d %s\r\n%s\r\n"
+                    % (status, self.reason, b"".join(_response_lines(self.headers)[0]))
+                )
             return
         self.info = False
         lines, has_length, close_delimited = _response_lines(self.headers)
@@ -734,7 +780,7 @@ class Upstream(asyncio.Protocol):
         req.started = True
         req.replay = None
         if status == 101:
-            upgrade = dict((n.lower(), v) for n, v in self.headers).get(b"upgrade", b"")
+            upgrade = {n.lower(): v for n, v in self.headers}.get(b"upgrade", b"")
             lines.append(b"Connection: upgrade\r\nUpgrade: " + upgrade + b"\r\n")
             mode = _NO_BODY
         elif req.method == b"HEAD" or status in (204, 304):
@@ -769,9 +815,7 @@ class Upstream(asyncio.Protocol):
         if req is None or self.info:
             return
         req.bytes_out += len(body)
-        if self.mode == _PASS:
-            self.out.append(body)
-        elif req.http10:
+        if self.mode == _PASS or req.http10:
             self.out.append(body)
         else:
             self.out += (b"%x\r\n" % len(body), body, b"\r\n")
@@ -812,4 +856,3 @@ def _response_lines(
             continue
         lines.append(name + b": " + value + b"\r\n")
     return lines, has_length, not chunked and not has_length
-

@@ -12,9 +12,7 @@ from typing import Any
 # Log-spaced bucket upper bounds in milliseconds: 0.05 ms .. ~110 s, 4 per octave.
 _PER_OCTAVE = 4
 _BASE_MS = 0.05
-BUCKETS: tuple[float, ...] = tuple(
-    _BASE_MS * 2 ** (i / _PER_OCTAVE) for i in range(85)
-)
+BUCKETS: tuple[float, ...] = tuple(_BASE_MS * 2 ** (i / _PER_OCTAVE) for i in range(85))
 _SCALE = _PER_OCTAVE / math.log(2)
 _LAST = len(BUCKETS) - 1
 ERROR_CLASSES = ("4xx", "5xx", "connect", "timeout", "aborted")
@@ -25,13 +23,13 @@ def bucket_of(ms: float) -> int:
     if ms <= _BASE_MS:
         return 0
     i = math.ceil(math.log(ms / _BASE_MS) * _SCALE - 1e-9)
-    return i if i < _LAST else _LAST
+    return min(_LAST, i)
 
 
 class Counters:
     """Requests, errors by class and a latency histogram for one target."""
 
-    __slots__ = ("requests", "errors", "hist")
+    __slots__ = ("errors", "hist", "requests")
 
     def __init__(self) -> None:
         self.requests = 0

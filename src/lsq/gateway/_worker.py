@@ -56,16 +56,21 @@ class AccessLog:
 
 def _access_line(row: tuple[Any, ...]) -> str:
     ts, service, replica, method, path, status, size, ms = row
-    return json.dumps({
-        "ts": round(ts, 6),
-        "service": service,
-        "replica": replica,
-        "method": method.decode("latin-1"),
-        "path": path.decode("latin-1"),
-        "status": status,
-        "bytes": size,
-        "duration_ms": round(ms, 3),
-    }) + "\n"
+    return (
+        json.dumps(
+            {
+                "ts": round(ts, 6),
+                "service": service,
+                "replica": replica,
+                "method": method.decode("latin-1"),
+                "path": path.decode("latin-1"),
+                "status": status,
+                "bytes": size,
+                "duration_ms": round(ms, 3),
+            }
+        )
+        + "\n"
+    )
 
 
 class Context:
@@ -96,7 +101,7 @@ class Context:
             if _matches(path, prefix):
                 if not strip:
                     return service, path
-                rest = path[len(prefix):]
+                rest = path[len(prefix) :]
                 return service, rest if rest[:1] == b"/" else b"/" + rest
         return None, path
 
@@ -119,7 +124,9 @@ class Context:
                 service.external = True
             for b in entry.backends:
                 key = (b.id, b.host, b.port, name)
-                backend = self.backends.get(key) or BackendState(b.id, b.host, b.port, b.weight)
+                backend = self.backends.get(key) or BackendState(
+                    b.id, b.host, b.port, b.weight
+                )
                 backend.weight = b.weight
                 seen[key] = backend
                 service.backends.append(backend)
@@ -130,7 +137,11 @@ class Context:
         self.backends = seen
         self.services = services
         self.prefixes = sorted(
-            ((r.prefix.encode(), r.strip, n) for n, e in table.services.items() for r in e.routes),
+            (
+                (r.prefix.encode(), r.strip, n)
+                for n, e in table.services.items()
+                for r in e.routes
+            ),
             key=lambda item: -len(item[0]),
         )
         wanted: dict[int, str | None] = {e.port: n for n, e in table.services.items()}
@@ -251,7 +262,9 @@ async def serve(fd: int) -> None:
         writer.close()
 
 
-async def _handle(ctx: Context, msg: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+async def _handle(
+    ctx: Context, msg: dict[str, Any], writer: asyncio.StreamWriter
+) -> bool:
     op = msg["op"]
     if op == "table":
         errors = await ctx.apply(RoutingTable.from_json(msg["table"]))

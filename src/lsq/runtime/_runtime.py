@@ -188,13 +188,21 @@ class Runtime:
                 continue
             self._data_env[name] = {"DATABASE_URL": url}
 
-    def build(self, *, gateway_ports: dict[str, int] | None = None) -> Supervisor:
+    def addresses(self) -> Addresses:
+        """Each service's address: its fixed port, or one assigned and kept."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         ports = StablePorts(self.dir / "ports.json")
         service_ports: dict[str, int] = {}
         fixed = {s.port for s in self.app.services.values() if s.port}
         for name, svc in self.app.services.items():
             service_ports[name] = svc.port or ports.get(name, taken=fixed | set(service_ports.values()))
-        addresses = Addresses(service_ports, gateway=gateway_ports is not None)
+        return Addresses(service_ports, gateway=self.gateway_enabled)
+
+    def data_env(self, name: str) -> dict[str, str]:
+        return self._data_env.get(name, {})
+
+    def build(self) -> Supervisor:
+        addresses = self.addresses()
         self.guard = GuardProcess(self.dir)
         assert self.hub is not None
         self.sup = Supervisor(
@@ -203,7 +211,7 @@ class Runtime:
             addresses=addresses,
             event=self.event,
             line=self.hub.line,
-            data_env=lambda name: self._data_env.get(name, {}),
+            data_env=self.data_env,
             guard=self._guard_op,
         )
         return self.sup

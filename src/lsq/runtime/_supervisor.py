@@ -69,6 +69,33 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
     return float(min(cap, delay * random.uniform(0.8, 1.2)))
 
 
+def service_env(
+    app: AppConfig,
+    service: str,
+    *,
+    instance: str,
+    port: int,
+    addresses: Addresses,
+    data_env: dict[str, str],
+) -> dict[str, str]:
+    """The environment of one instance. Precedence, lowest first: the caller's
+    environment, `env_file`, `env`, the data store, then what LSQ sets itself
+    (PORT, LSQ_*), which always wins (docs/manifest.md)."""
+    env = dict(os.environ)
+    env.update(app.env.get(service, {}))
+    env.update(data_env)
+    for dep in app.services[service].depends_on:
+        env[env_name(dep)] = addresses.service_url(app, dep)
+    env.update(
+        PORT=str(port),
+        LSQ_APP=app.name,
+        LSQ_SERVICE=service,
+        LSQ_INSTANCE=instance,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
 class Replica:
     """One process slot of a service, with its own life-cycle task."""
 
@@ -482,20 +509,14 @@ class Supervisor:
         return {r.instance.port for u in self.units.values() for r in u.replicas if r.instance.port}
 
     def env_for(self, service: str, instance: str, port: int) -> dict[str, str]:
-        app = self.app
-        env = dict(os.environ)
-        env.update(app.env.get(service, {}))
-        env.update(self._data_env(service))
-        for dep in app.services[service].depends_on:
-            env[env_name(dep)] = self.addresses.service_url(app, dep)
-        env.update(
-            PORT=str(port),
-            LSQ_APP=app.name,
-            LSQ_SERVICE=service,
-            LSQ_INSTANCE=instance,
-            PYTHONUNBUFFERED="1",
+        return service_env(
+            self.app,
+            service,
+            instance=instance,
+            port=port,
+            addresses=self.addresses,
+            data_env=self._data_env(service),
         )
-        return env
 
     # -- what the runtime calls ---------------------------------------------------
 

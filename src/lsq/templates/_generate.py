@@ -1,4 +1,4 @@
-"""`lsq new`: render a template into NAME/, install its dependencies, add it to lsq.yaml."""
+"""`lsq new`: render a template into NAME/, install its dependencies, add it."""
 
 from __future__ import annotations
 

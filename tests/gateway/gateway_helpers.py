@@ -56,12 +56,20 @@ Handler = Callable[[Seen, asyncio.StreamWriter], Awaitable[None]]
 
 
 async def echo(seen: Seen, writer: asyncio.StreamWriter) -> None:
-    body = json.dumps({
-        "method": seen.method, "path": seen.path, "headers": seen.headers,
-        "length": seen.length, "sha256": seen.sha256, "conn": seen.conn,
-    }).encode()
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    body = json.dumps(
+        {
+            "method": seen.method,
+            "path": seen.path,
+            "headers": seen.headers,
+            "length": seen.length,
+            "sha256": seen.sha256,
+            "conn": seen.conn,
+        }
+    ).encode()
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
 
 
 @dataclass
@@ -93,11 +101,15 @@ class Backend:
     def entry(self, id: str) -> dict[str, Any]:
         return {"id": id, "host": "127.0.0.1", "port": self.port}
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.connections += 1
         self.writers.append(writer)
         conn = self.connections
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+        with contextlib.suppress(
+            ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError
+        ):
             while True:
                 wait = self.idle_close
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), wait)
@@ -150,11 +162,15 @@ class Response:
         return json.loads(self.body)
 
 
-async def read_response(reader: asyncio.StreamReader, *, head_only: bool = False) -> Response:
+async def read_response(
+    reader: asyncio.StreamReader, *, head_only: bool = False
+) -> Response:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
-    headers = {k.lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if l)}
+    headers = {
+        k.lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if l)
+    }
     if head_only or status in (101, 204, 304) or 100 <= status < 200:
         return Response(status, headers, b"")
     if headers.get("transfer-encoding") == "chunked":
@@ -175,22 +191,34 @@ async def read_response(reader: asyncio.StreamReader, *, head_only: bool = False
 class Client:
     """One keep-alive connection sending raw requests."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.reader = reader
         self.writer = writer
 
     @classmethod
     async def connect(cls, port: int, *, source: str | None = None) -> Client:
         local = (source, 0) if source else None
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, local_addr=local
+        )
         return cls(reader, writer)
 
-    async def request(self, method: str = "GET", path: str = "/", *, body: bytes = b"",
-                      headers: dict[str, str] | None = None) -> Response:
+    async def request(
+        self,
+        method: str = "GET",
+        path: str = "/",
+        *,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         hdrs = {"Host": "localhost"} | (headers or {})
         if body:
             hdrs["Content-Length"] = str(len(body))
-        head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+        head = f"{method} {path} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in hdrs.items()
+        )
         self.writer.write(head.encode() + b"\r\n" + body)
         return await read_response(self.reader, head_only=method == "HEAD")
 
@@ -208,7 +236,9 @@ async def get(port: int, path: str = "/", **kw: Any) -> Response:
         await client.close()
 
 
-def table(services: dict[str, dict[str, Any]], ingress: int | None = None) -> dict[str, Any]:
+def table(
+    services: dict[str, dict[str, Any]], ingress: int | None = None
+) -> dict[str, Any]:
     full = {
         name: {"port": 0, "backends": [], "external": None, "routes": []} | entry
         for name, entry in services.items()
@@ -217,7 +247,9 @@ def table(services: dict[str, dict[str, Any]], ingress: int | None = None) -> di
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(tbl: dict[str, Any], **settings: Any) -> AsyncIterator[Gateway]:
+async def running_gateway(
+    tbl: dict[str, Any], **settings: Any
+) -> AsyncIterator[Gateway]:
     log_dir = settings.pop("log_dir", None)
     gw = Gateway(Settings(**settings), log_dir=log_dir)
     gw.update(tbl)

@@ -1,0 +1,321 @@
+"""Stopping `lsq up`: signals from outside, Ctrl-C, a closed terminal, `lsq down`,
+and a runtime killed with SIGKILL (B01, B02, B04, B05, B07, B08)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import termios
+import time
+
+import psutil
+from rthelpers import (
+    LSQ,
+    PY,
+    App,
+    alive,
+    assert_all_gone,
+    free_port,
+    port_free,
+    wait_for,
+)
+
+SERVER = """
+import http.server, os
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])),
+                       http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+IGNORE_TERM = """
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ignoring SIGTERM", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_sigterm_to_lsq_stops_a_compound_shell_line_and_frees_its_port(app: App) -> None:
+    # B01: the shell stays as a wrapper (two commands), the server is its child.
+    port = free_port()
+    app.write("server.py", SERVER)
+    app.manifest(f"""
+        services:
+          web:
+            command: GREETING=hi; {PY} server.py; echo after
+            port: {port}
+            health: {{tcp: true}}
+    """)
+    up = app.up()
+    up.wait_ready()
+    procs = up.remember()
+    assert any("server.py" in " ".join(p.cmdline()) for p in procs)
+    assert not port_free(port)
+
+    up.send(signal.SIGTERM)
+
+    assert up.wait(15) == 0
+    assert "got SIGTERM" in up.output()
+    assert_all_gone(procs)
+    assert port_free(port)
+    assert not (app.state_dir() / "runtime.json").exists()
+
+
+RUN_SH = """
+#!/bin/sh
+sleep 300 &
+HELPER=$!
+echo $HELPER > helper.pid
+trap 'echo trapped > marker; kill $HELPER; exit 0' TERM
+echo "wrapper ready"
+wait
+"""
+
+
+def test_ctrl_c_reaches_a_wrapper_scripts_term_trap(app: App) -> None:
+    # B02
+    app.write("run.sh", RUN_SH, mode=0o755)
+    app.manifest("""
+        services:
+          job:
+            command: ./run.sh
+            stop_timeout: 8s
+    """)
+    up = app.up()
+    up.wait_ready()
+    up.wait_output("wrapper ready")
+    helper = psutil.Process(int(wait_for(lambda: (app.root / "helper.pid").read_text().strip(), 5, "helper.pid")))
+    procs = up.remember()
+
+    started = time.monotonic()
+    up.send(signal.SIGINT)
+    assert up.wait(15) == 0
+    elapsed = time.monotonic() - started
+
+    assert (app.root / "marker").read_text().strip() == "trapped"
+    assert elapsed < 8, f"shutdown took {elapsed:.1f}s, more than stop_timeout"
+    assert "killed with SIGKILL" not in up.output()
+    assert_all_gone([helper, *procs])
+
+
+def test_a_service_ignoring_sigterm_is_killed_after_stop_timeout(app: App) -> None:
+    # B04
+    app.write("stubborn.py", IGNORE_TERM)
+    app.manifest(f"""
+        services:
+          stubborn:
+            command: [{PY}, stubborn.py]
+            stop_timeout: 2s
+    """)
+    up = app.up()
+    up.wait_ready()
+    up.wait_output("ignoring SIGTERM")
+    procs = up.remember()
+
+    started = time.monotonic()
+    up.send(signal.SIGINT)
+    assert up.wait(15) == 0
+    elapsed = time.monotonic() - started
+
+    assert 1.8 <= elapsed < 6, f"shutdown took {elapsed:.2f}s; expected about 2s"
+    assert "killed with SIGKILL after stop_timeout 2s" in up.output()
+    assert_all_gone(procs)
+
+
+def test_second_ctrl_c_kills_everything_at_once(app: App) -> None:
+    # B05
+    app.write("stubborn.py", IGNORE_TERM)
+    app.manifest(f"""
+        services:
+          one:
+            command: [{PY}, stubborn.py]
+            stop_timeout: 60s
+          two:
+            command: [{PY}, stubborn.py]
+            stop_timeout: 60s
+    """)
+    up = app.up()
+    up.wait_ready()
+    procs = up.remember()
+
+    up.send(signal.SIGINT)
+    first = up.wait_output("stopping gracefully")
+    assert "Ctrl-C again" in first
+    time.sleep(1)
+    assert up.proc.poll() is None, "lsq stopped before the 60s stop_timeout"
+    started = time.monotonic()
+    up.send(signal.SIGINT)
+    code = up.wait(10)
+    elapsed = time.monotonic() - started
+
+    assert code != 0
+    assert elapsed < 3, f"lsq took {elapsed:.1f}s to exit after the second Ctrl-C"
+    assert_all_gone(procs, timeout=3)
+
+
+def test_ctrl_c_during_startup_stops_at_once_and_skips_dependents(app: App) -> None:
+    # B07: a's health check never passes (nothing listens), b waits for it.
+    app.manifest(f"""
+        services:
+          a:
+            command: [{PY}, -c, "import time; time.sleep(300)"]
+            port: {free_port()}
+            health: {{tcp: true}}
+          b:
+            command: [{PY}, -c, "print('b started', flush=True); import time; time.sleep(300)"]
+            depends_on: [a]
+    """)
+    up = app.up()
+    up.wait_output("waits for a to be healthy")
+    procs = up.remember()
+    assert procs
+
+    started = time.monotonic()
+    up.send(signal.SIGINT)
+    assert up.wait(15) == 0
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 8, f"Ctrl-C during start-up took {elapsed:.1f}s"
+    out = up.output()
+    assert "b started" not in out and "b-0: starting" not in out
+    assert_all_gone(procs)
+
+
+def _up_in_pty(app: App) -> tuple[subprocess.Popen[bytes], int]:
+    master, slave = os.openpty()
+
+    def take_terminal() -> None:
+        # The child is a session leader (start_new_session); make the pty its
+        # controlling terminal so that closing the master hangs it up.
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [LSQ, "up"],
+        cwd=app.root,
+        env=app.env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=take_terminal,
+    )
+    os.close(slave)
+    return proc, master
+
+
+def _read_until(master: int, text: bytes, timeout: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(master, False)
+    while text not in seen:
+        assert time.monotonic() < deadline, f"no {text!r} on the terminal: {seen!r}"
+        try:
+            seen += os.read(master, 65536)
+        except BlockingIOError:
+            time.sleep(0.05)
+    return seen
+
+
+def test_closing_the_terminal_stops_everything_and_a_new_up_works(app: App) -> None:
+    # B08
+    port = free_port()
+    app.write("server.py", SERVER)
+    app.manifest(f"""
+        services:
+          web:
+            command: {PY} server.py
+            port: {port}
+            health: {{tcp: true}}
+    """)
+    proc, master = _up_in_pty(app)
+    try:
+        _read_until(master, b"services are up", 15)
+        runtime = psutil.Process(proc.pid)
+        procs = runtime.children(recursive=True)
+        app.pids.extend([runtime, *procs])
+
+        os.close(master)  # the terminal goes away: SIGHUP to lsq
+        master = -1
+        proc.wait(15)
+    finally:
+        if master >= 0:
+            os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert_all_gone(procs)
+    assert port_free(port)
+
+    again = app.lsq("up", "-d", "--timeout", "20")
+    assert again.returncode == 0, again.stdout + again.stderr
+    app.track_runtime()
+    assert app.lsq("down").returncode == 0
+    assert port_free(port)
+
+
+def test_down_leaves_no_process_and_no_bound_port(app: App) -> None:
+    port = free_port()
+    app.write("server.py", SERVER)
+    app.manifest(f"""
+        services:
+          web:
+            command: {PY} server.py
+            port: {port}
+            health: {{http: /}}
+          worker:
+            command: sh -c 'sleep 300 & sleep 300'
+    """)
+    result = app.lsq("up", "-d", "--timeout", "20")
+    assert result.returncode == 0, result.stdout + result.stderr
+    runtime = app.track_runtime()
+    assert runtime is not None
+    procs = [runtime, *runtime.children(recursive=True)]
+    assert len(procs) >= 5  # runtime, guard, server, worker shell and sleeps
+
+    down = app.lsq("down")
+
+    assert down.returncode == 0, down.stderr
+    assert "stopped" in down.stdout
+    assert_all_gone(procs)
+    assert port_free(port)
+    assert not (app.state_dir() / "runtime.json").exists()
+
+
+def test_a_killed_runtime_leaves_no_children_and_its_stale_state_is_taken_over(app: App) -> None:
+    port = free_port()
+    app.write("server.py", SERVER)
+    app.manifest(f"""
+        services:
+          web:
+            command: sh -c '{PY} server.py; true'
+            port: {port}
+            health: {{tcp: true}}
+    """)
+    assert app.lsq("up", "-d", "--timeout", "20").returncode == 0
+    runtime = app.track_runtime()
+    assert runtime is not None
+    children = [p for p in runtime.children(recursive=True)]
+    services = [p for p in children if "lsq.runtime._guard" not in " ".join(p.cmdline())]
+    assert services
+
+    runtime.kill()
+    runtime.wait(5)
+
+    assert_all_gone(children, timeout=8)  # the guard ends the groups, then itself
+    assert port_free(port)
+    assert (app.state_dir() / "runtime.json").exists()
+    ps = app.lsq("ps")
+    assert ps.returncode == 1 and "no runtime is running" in ps.stderr
+
+    again = app.lsq("up", "-d", "--timeout", "20")
+    assert again.returncode == 0, again.stdout + again.stderr
+    app.track_runtime()
+    assert json.loads((app.state_dir() / "runtime.json").read_text())["pid"] != runtime.pid
+    log = (app.state_dir() / "runtime.log").read_text()
+    assert f"stale state of runtime pid {runtime.pid}" in log
+    assert app.lsq("down").returncode == 0
+    assert port_free(port)
+    assert not any(alive(p) for p in children)
