@@ -89,6 +89,8 @@ def test_shop_survives_a_crash_and_leaves_nothing_behind(shop: Path) -> None:
     catalog = services["catalog"]["address"]
     pids = [i["pid"] for s in services.values() for i in s["instances"]]  # type: ignore[union-attr]
     ports = [i["port"] for s in services.values() for i in s["instances"]]  # type: ignore[union-attr]
+    ports += [int(str(s["address"]).rsplit(":", 1)[1]) for s in services.values()]
+    assert all(str(s["address"]).startswith("http://127.0.0.1:") for s in services.values())
 
     code, first = call("POST", f"{orders}/orders", {"product_id": 1, "qty": 1, "email": "a@shop.example"})
     assert code == 201, first

@@ -9,7 +9,6 @@ import pytest
 
 from lsq.errors import ManifestError, Mark
 from lsq.manifest import AppConfig, Origin, find_manifest, load
-from lsq.manifest import _load as load_module
 
 Load = Callable[..., AppConfig]
 Write = Callable[..., Path]
@@ -293,15 +292,10 @@ def test_reserved_names_in_env_map_are_dropped(load_app: Load) -> None:
     )
 
 
-def test_fixed_port_with_replicas_follows_the_flag(
-    load_app: Load, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    text = "services:\n  web: {command: run, port: 8001, replicas: 2}\n"
-    with pytest.raises(ManifestError, match="leave port out, or set replicas: 1"):
-        load_app(text)
-    # Not a mock: the documented switch for when the gateway lands.
-    monkeypatch.setattr(load_module, "FIXED_PORT_WITH_REPLICAS_ALLOWED", True)
-    assert load_app(text).services["web"].replicas == 2
+def test_fixed_port_with_replicas_is_the_gateways_stable_address(load_app: Load) -> None:
+    # The gateway listens on the fixed port; replicas get private ports in PORT.
+    app = load_app("services:\n  web: {command: run, port: 8001, replicas: 2}\n")
+    assert (app.services["web"].port, app.services["web"].replicas) == (8001, 2)
 
 
 def test_extension_keys_are_ignored(load_app: Load) -> None:
@@ -408,13 +402,6 @@ BAD = {
         (),
         "lsq.yaml:3:21",
         ["port 8080 is also used by the gateway's ingress_port"],
-    ),
-    "port with replicas": (
-        "services:\n  web:\n    command: run\n    replicas: 3\n    port: 8001\n",
-        {},
-        (),
-        "lsq.yaml:5:5",
-        ["fixed port 8001 with replicas: 3", "private ports", "set replicas: 1"],
     ),
     # Row B25.
     "env-name collision": (

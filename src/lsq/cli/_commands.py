@@ -114,6 +114,8 @@ def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | Non
             continue
         for event in events:  # type: ignore[union-attr]
             seen_events = max(seen_events, int(event["id"]))
+            if float(event["ts"]) < float(status["started"]):  # type: ignore[index]
+                continue
             if event["kind"] in ("state", "runtime", "killed"):
                 who = event["instance"] or event["service"] or "lsq"
                 click.echo(f"  {who}: {event['message']}")

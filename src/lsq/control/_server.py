@@ -148,6 +148,7 @@ async def serve(app: AppConfig, *, services: list[str] | None, printer: Printer)
     try:
         sup = runtime.build()
         runtime.provision(sup.with_dependencies(services) if services else list(app.services))
+        await runtime.start_gateway()
         api = ControlAPI(runtime, stop)
         _mount_dashboard(api, runtime)
         server = HttpServer(api)
@@ -170,6 +171,7 @@ async def serve(app: AppConfig, *, services: list[str] | None, printer: Printer)
             loop.remove_signal_handler(sig)
         if server is not None:
             await server.close()
+        await runtime.stop_gateway()
         runtime.close()
 
 

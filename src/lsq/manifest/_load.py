@@ -36,7 +36,6 @@ MANIFEST_NAMES = ("lsq.yaml", "lsq.yml")
 
 # With the gateway, a fixed `port` is the service's stable address and each
 # replica listens on a private port, so this becomes valid. Flip it here.
-FIXED_PORT_WITH_REPLICAS_ALLOWED = False
 
 Loc = tuple[str | int, ...]
 
@@ -474,15 +473,6 @@ def _check_service(name: str, service: Service, tree: Node) -> None:
                 mark=_mark(tree, "services", name, field),
                 fix=f"remove {field}: from {name}; LSQ does not run external ones",
             )
-    fixed_with_replicas = service.port is not None and service.replicas > 1
-    if fixed_with_replicas and not FIXED_PORT_WITH_REPLICAS_ALLOWED:
-        raise ManifestError(
-            f"services.{name}.port: a fixed port {service.port} with "
-            f"replicas: {service.replicas}; replicas get private ports from LSQ "
-            "and one port cannot serve them all yet",
-            mark=_mark(tree, "services", name, "port"),
-            fix="leave port out, or set replicas: 1",
-        )
 
 
 def _check_cycles(manifest: Manifest, tree: Node) -> None:

@@ -78,7 +78,9 @@ class Printer:
         try:
             self._out.write(f"{stamp} {label}| {text}\n")
             self._out.flush()
-        except (BrokenPipeError, ValueError):
+        except (OSError, ValueError):
+            # A closed pipe, or a terminal that hung up (EIO): stop printing
+            # but keep running, so the shutdown that follows is not cut short.
             self._out = None
 
     def note(self, text: str) -> None:

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import IO
 
 from lsq.errors import RuntimeAlreadyRunning, ServiceError
+from lsq.gateway import Gateway
 from lsq.manifest import AppConfig
 from lsq.registry import MemoryRegistry
 from lsq.runtime import _data
 from lsq.runtime._logs import LogHub, Printer
-from lsq.runtime._ports import StablePorts
+from lsq.runtime._ports import StablePorts, port_in_use, who_listens
+from lsq.runtime._routing import GatewayFeed
 from lsq.runtime._spawn import group_alive, signal_group
 from lsq.runtime._state import StateStore
 from lsq.runtime._supervisor import Addresses, Supervisor
@@ -147,7 +149,10 @@ class Runtime:
         self.hub: LogHub | None = None
         self.guard: GuardProcess | None = None
         self.sup: Supervisor | None = None
-        self.gateway_enabled = False
+        self.gateway_enabled = True
+        self.gateway: Gateway | None = None
+        self.feed: GatewayFeed | None = None
+        self.ingress_port: int | None = None
 
     # -- start-up -----------------------------------------------------------------
 
@@ -196,6 +201,9 @@ class Runtime:
         fixed = {s.port for s in self.app.services.values() if s.port}
         for name, svc in self.app.services.items():
             service_ports[name] = svc.port or ports.get(name, taken=fixed | set(service_ports.values()))
+        settings = self.app.manifest.gateway
+        taken = fixed | set(service_ports.values())
+        self.ingress_port = settings.ingress_port or ports.get(":ingress", taken=taken)
         return Addresses(service_ports, gateway=self.gateway_enabled)
 
     def data_env(self, name: str) -> dict[str, str]:
@@ -215,6 +223,35 @@ class Runtime:
             guard=self._guard_op,
         )
         return self.sup
+
+    async def start_gateway(self) -> None:
+        """Bind every service's stable address and the ingress port.
+
+        A fixed port that another process holds fails only its service (with
+        who holds it); every other service still gets its address.
+        """
+        assert self.sup is not None
+        addresses = self.sup.addresses
+        for name, svc in self.app.services.items():
+            if svc.port is not None and port_in_use(svc.port):
+                who = who_listens(svc.port)
+                self.sup.block(name, f"port {svc.port} is in use{' by ' + who if who else ''}; "
+                               "stop that process or change port in lsq.yaml")
+        ports = {n: p for n, p in addresses.service_ports.items() if not self.sup.units[n].blocked}
+        self.gateway = Gateway(self.app.manifest.gateway, log_dir=self.dir / "gateway")
+        assert self.ingress_port is not None
+        self.feed = GatewayFeed(self.app, self.registry, self.gateway, ports=ports,
+                                ingress_port=self.ingress_port)
+        self.gateway.update(self.feed.table())
+        await self.gateway.start()
+        self.sup.drain = self.feed.drain
+
+    async def stop_gateway(self) -> None:
+        if self.feed is not None:
+            self.feed.close()
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.gateway = None
 
     def write_info(self, control_port: int) -> None:
         info = {
@@ -278,6 +315,10 @@ class Runtime:
         if reason is None:
             self.startup = {"state": "ready", "reason": "", "seconds": round(time.time() - self.started, 3)}
             self.event("runtime", f"all {len(self.selected)} services are up")
+            for name in self.selected:
+                self.printer.note(f"  {name:<20} {self.sup.addresses.service_url(self.app, name)}")
+            if self.ingress_port:
+                self.printer.note(f"  {'(ingress)':<20} http://localhost:{self.ingress_port}/")
         else:
             self.startup = {"state": "failed", "reason": reason}
             self.event("runtime", f"start-up failed: {reason}")
@@ -291,6 +332,7 @@ class Runtime:
         return {
             "app": self.app.name,
             "pid": os.getpid(),
+            "ingress": f"http://localhost:{self.ingress_port}/" if self.gateway else None,
             "started": self.started,
             "startup": self.startup,
             "services": services,

@@ -96,6 +96,22 @@ def service_env(
     return env
 
 
+def cannot_run(command: str | list[str], cwd: Path, exc: OSError) -> str:
+    """Why a command could not be started, naming the missing piece.
+
+    The event loop's error may not carry the file name, so the working
+    folder is checked here to tell the two ENOENT cases apart."""
+    prefix = f"cannot run {command!r}"
+    if not cwd.is_dir():
+        return f"{prefix}: working folder {str(cwd)!r} not found"
+    if isinstance(exc, FileNotFoundError):
+        program = command if isinstance(command, str) else command[0]
+        return (
+            f"{prefix}: command {program!r} not found on PATH or in {str(cwd)!r}"
+        )
+    return f"{prefix}: {exc.strerror or exc}"
+
+
 class Replica:
     """One process slot of a service, with its own life-cycle task."""
 
@@ -167,7 +183,8 @@ class Replica:
         try:
             self.child = await spawn(svc.command or "", cwd=self.sup.app.cwd(self.unit.name), env=env, sink=self._line)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-            self._set(State.FAILED, f"cannot run {svc.command!r}: {exc.strerror or exc}")
+            cwd = self.sup.app.cwd(self.unit.name)
+            self._set(State.FAILED, cannot_run(svc.command or "", cwd, exc))
             return None
         child = self.child
         self.sup.guard_add(child.pid)
@@ -305,6 +322,10 @@ class Replica:
         svc = self.unit.service
         pgid = child.pid
         self._set(State.STOPPING, "")
+        if self.sup.drain is not None:
+            # Take it out of the gateway's table and let in-flight requests end
+            # before the signal, so no client sees a reset.
+            await self.sup.drain(self.instance)
         signal_group(pgid, signal_number(svc.stop_signal))
         gone = await self.sup.wait_until(
             lambda: child.exited.done() and not group_alive(pgid), svc.stop_timeout
@@ -340,6 +361,7 @@ class Unit:
         self.service: Service = sup.app.services[name]
         self.replicas: list[Replica] = []
         self.wanted = False
+        self.blocked = ""
 
     @property
     def external(self) -> bool:
@@ -359,6 +381,12 @@ class Unit:
     def start(self) -> None:
         self.wanted = True
         if self.external:
+            return
+        if self.blocked:
+            if not self.replicas:
+                self.scale_to(self.service.replicas)
+            for replica in self.replicas:
+                replica._set(State.FAILED, self.blocked)
             return
         if not self.replicas:
             self.scale_to(self.service.replicas)
@@ -468,6 +496,7 @@ class Supervisor:
         self._changed = asyncio.Condition()
         self._pending_notify = False
         self.units = {name: Unit(self, name) for name in app.dependency_order()}
+        self.drain: Callable[[Instance], Awaitable[None]] | None = None
 
     # -- plumbing used by replicas ------------------------------------------------
 
@@ -589,6 +618,10 @@ class Supervisor:
                 done[name].set()
 
         await asyncio.gather(*(stop_one(name) for name in self.units))
+
+    def block(self, name: str, reason: str) -> None:
+        """Never start `name`; its replicas show as failed with `reason`."""
+        self.units[name].blocked = reason
 
     def kill_all(self) -> None:
         for unit in self.units.values():

@@ -1,0 +1,118 @@
+"""Restarts: back-off growth, the retry limit, and commands that cannot run
+(B10, B11)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import psutil
+import pytest
+from rthelpers import PY, App, instance_states, wait_for
+
+
+def _delays(output: str, instance: str) -> list[float]:
+    return [float(d) for d in re.findall(rf"{instance}: backoff: .*?restart \d+ in ([\d.]+)s", output)]
+
+
+def test_a_crash_loop_backs_off_with_growing_delays(app: App) -> None:
+    # B10, watched for ~12 s with base 0.5 s and cap 4 s instead of 30 s.
+    app.manifest("""
+        services:
+          crash:
+            command: echo boom >&2; exit 1
+            restart: {backoff: 0.5s, backoff_max: 4s}
+    """)
+    up = app.up()
+    up.wait_output("crash-0: backoff")
+    runtime = psutil.Process(up.pid)
+    cpu_before = sum(runtime.cpu_times()[:2])
+    time.sleep(12)
+
+    svc = app.service("crash")
+    cpu = sum(runtime.cpu_times()[:2]) - cpu_before
+    delays = _delays(up.output(), "crash-0")
+    restarts = svc["instances"][0]["restarts"]  # type: ignore[index]
+
+    assert 3 <= len(delays) <= 7, delays
+    assert 3 <= restarts <= 7, restarts
+    assert delays[:4] == sorted(delays[:4]) and delays[3] > 2 * delays[0], delays
+    assert max(delays) <= 4.0
+    assert cpu < 4, f"lsq used {cpu:.1f}s of CPU in 12s"
+
+    inst = svc["instances"][0]  # type: ignore[index]
+    if inst["state"] == "backoff":
+        assert svc["state"] == "crash-loop"
+        assert inst["last_exit"] == 1
+        assert inst["next_retry"] > time.time() - 1
+        assert "boom" in inst["reason"]
+    table = app.lsq("ps").stdout
+    assert "crash" in table and "last exit 1" in table or "running" in table
+
+
+@pytest.mark.parametrize("runs_for", [0, 2])
+def test_max_restarts_is_honoured_exactly(app: App, runs_for: int) -> None:
+    # B11: the immediate exit and the exit after 2 s count the same way.
+    app.manifest(f"""
+        services:
+          flaky:
+            command: [{PY}, -c, "import sys, time; print('run', flush=True); time.sleep({runs_for}); sys.exit(1)"]
+            restart: {{max_restarts: 3, backoff: 0.2s, backoff_max: 0.5s}}
+          steady:
+            command: [{PY}, -c, "import time; time.sleep(300)"]
+    """)
+    up = app.up()
+    up.wait_output("flaky-0: failed", timeout=30)
+    time.sleep(1)  # a fourth restart, if any, would show now
+
+    flaky = app.service("flaky")
+    inst = flaky["instances"][0]  # type: ignore[index]
+    assert flaky["state"] == "failed"
+    assert inst["restarts"] == 3
+    assert "max_restarts: 3" in inst["reason"] and "gave up after 3 restarts" in inst["reason"]
+    assert inst["pid"] is None
+    assert up.output().count("flaky-0: starting") == 4
+    logs = app.lsq("logs", "flaky").stdout
+    assert logs.count("| run") == 4
+    assert instance_states(app.service("steady")) == ["running"]
+
+
+def test_a_command_that_does_not_exist_fails_that_service_only(app: App) -> None:
+    app.manifest(f"""
+        services:
+          ok:
+            command: [{PY}, -c, "import time; time.sleep(300)"]
+          argv:
+            command: [does-not-exist-lsq-test, --flag]
+          shell:
+            command: does-not-exist-lsq-test --flag
+    """)
+    result = app.lsq("up", "-d", "--timeout", "20")
+    app.track_runtime()
+
+    assert result.returncode == 1
+    assert "start-up failed" in result.stderr and "not found" in result.stderr
+    wait_for(lambda: app.service("shell")["state"] == "failed", 10, "shell to fail")
+    for name in ("argv", "shell"):
+        svc = app.service(name)
+        assert svc["state"] == "failed"
+        reason = svc["instances"][0]["reason"]  # type: ignore[index]
+        assert "not found" in reason and "does-not-exist-lsq-test" in reason, reason
+    assert app.service("shell")["instances"][0]["last_exit"] == 127  # type: ignore[index]
+    assert instance_states(app.service("ok")) == ["running"]
+
+
+def test_up_detached_exits_1_with_the_reason_when_startup_fails(app: App) -> None:
+    app.manifest("""
+        services:
+          broken:
+            command: echo "cannot open config" >&2; exit 3
+            restart: {policy: "no"}
+    """)
+    result = app.lsq("up", "-d", "--timeout", "20")
+    app.track_runtime()
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "start-up failed" in result.stderr
+    assert "exit code 3" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
