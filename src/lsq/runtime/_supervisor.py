@@ -30,6 +30,7 @@ EventSink = Callable[[str, str, str, str], None]
 GROUP_EXIT_WAIT = 5.0
 OUTPUT_CLOSE_WAIT = 0.5
 FAST_PROBE = 0.05
+SETTLE = 0.5
 
 
 class DependencyFailed(Exception):
@@ -266,6 +267,10 @@ class Replica:
         svc = self.unit.service
         check = svc.health
         if check is None:
+            # Without a health check, "up" means "still running after a short
+            # while": a command that dies at once (not found, bad config) is
+            # never reported as running, and `lsq up -d` reports the failure.
+            await asyncio.sleep(SETTLE)
             self._set(State.RUNNING, "", healthy=True)
             return
         inst = self.instance
