@@ -278,7 +278,7 @@ def _print_record(record: dict[str, object], cutoff: float, pattern: str | None,
     ts = float(record.get("ts", 0))  # type: ignore[arg-type]
     if ts < cutoff:
         return last
-    line = str(record.get("line", ""))
+    line = str(record.get("line", "")) + (" \u2026" if record.get("partial") else "")
     if pattern and pattern not in line:
         return max(last, ts)
     stamp = time.strftime("%H:%M:%S", time.localtime(ts))

@@ -61,7 +61,10 @@ class Guard:
         if auth.startswith("Bearer "):
             given = auth[7:].strip()
         if not given:
-            given = _cookie(request.headers.get("cookie", ""), "lsq_token")
+            cookies = request.headers.get("cookie", "")
+            # The dashboard's cookie carries the port: cookies are shared
+            # across ports, and two apps' dashboards must not clash.
+            given = _cookie(cookies, f"lsq_token_{self.port}") or _cookie(cookies, "lsq_token")
         if not given and allow_query_token:
             given = request.arg("token")
         return bool(given) and hmac.compare_digest(given, self.token)

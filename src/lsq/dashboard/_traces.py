@@ -16,28 +16,24 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
-from lsq.errors import LsqError
+from lsq.errors import ControlError
 
 _KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 _MAX_ATTRS = 32
-
-
-class OtlpError(LsqError):
-    """An OTLP request body could not be read."""
 
 
 Span = dict[str, Any]
 
 
 def parse_otlp(body: bytes, content_type: str) -> list[Span]:
-    """The spans of one export request; raises OtlpError on a bad body."""
+    """The spans of one export request; raises ControlError (status 400) on a bad body."""
     if "json" in content_type:
         try:
             data = json.loads(body or b"{}")
         except ValueError as exc:
-            raise OtlpError(f"OTLP JSON body is not JSON: {exc}") from exc
+            raise ControlError(f"OTLP JSON body is not JSON: {exc}", status=400) from exc
         if not isinstance(data, dict):
-            raise OtlpError("OTLP JSON body: expected an object with resourceSpans")
+            raise ControlError("OTLP JSON body: expected an object with resourceSpans", status=400)
         return _spans_from_json(data)
     return _spans_from_protobuf(body)
 
@@ -53,7 +49,7 @@ def _spans_from_protobuf(body: bytes) -> list[Span]:
     try:
         request.ParseFromString(body)
     except DecodeError as exc:
-        raise OtlpError(f"OTLP protobuf body could not be decoded: {exc}") from exc
+        raise ControlError(f"OTLP protobuf body could not be decoded: {exc}", status=400) from exc
     # MessageToDict gives the OTLP JSON mapping, except that ids come out
     # base64 rather than hex; `_id` accepts both.
     return _spans_from_json(MessageToDict(request))

@@ -11,7 +11,8 @@ drained as fast as they arrive and no thread can die on bad input. Rules
 - A line longer than `MAX_LINE` bytes is cut into pieces; every piece but the
   last ends with `CONTINUED_MARK`.
 - A partial line left without a newline is flushed, marked `partial`, after
-  `PARTIAL_IDLE` seconds of silence or when the pipe closes.
+  `PARTIAL_IDLE` seconds of silence or when the pipe closes; the newline
+  that later ends it is not shown as an empty line.
 
 Memory per stream is bounded by `MAX_LINE`.
 """
@@ -40,9 +41,15 @@ class LineReader:
         self._loop = loop
         self._buf = bytearray()
         self._idle: asyncio.TimerHandle | None = None
+        self._flushed_partial = False
         self.closed: asyncio.Future[None] = loop.create_future()
 
     def data_received(self, data: bytes) -> None:
+        if self._flushed_partial and not self._buf:
+            # The newline that ends a line already flushed as partial closes
+            # that line; it is not an empty line of its own.
+            data = data[2:] if data.startswith(b"\r\n") else data[1:] if data.startswith(b"\n") else data
+        self._flushed_partial = False
         self._buf += data
         start = 0
         while True:
@@ -78,6 +85,7 @@ class LineReader:
             data = bytes(self._buf)
             self._buf.clear()
             self._emit(data, partial=True)
+            self._flushed_partial = True
 
     def _emit(self, raw: bytes, *, partial: bool, continued: bool = False) -> None:
         if raw.endswith(b"\r"):

@@ -139,17 +139,64 @@ def _install(folder: Path, steps: list[str]) -> float | None:
 
 
 def _make_venv(folder: Path, steps: list[str]) -> None:
-    # The service gets its own venv made by the interpreter that runs lsq, so
-    # `lsq up` needs nothing else; pip's wheel cache makes the second one fast.
-    venv = folder / ".venv"
-    _run([sys.executable, "-m", "venv", str(venv)], folder, steps)
+    # The service gets its own `.venv`, made by the interpreter that runs lsq,
+    # so `lsq up` needs nothing else. The packages themselves live in a shared
+    # environment keyed by the requirements (built once per machine); the
+    # service's venv sees them through a .pth file, so a second `lsq new` costs
+    # a venv without pip rather than a full install.
     wanted = (
         "requirements-dev.txt"
         if (folder / "requirements-dev.txt").is_file()
         else "requirements.txt"
     )
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    _run([*pip, "--disable-pip-version-check", "-r", wanted], folder, steps)
+    shared = _shared_env(folder, wanted, steps)
+    venv = folder / ".venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], folder, steps)
+    site = _site_packages(venv)
+    (site / "_lsq_shared_env.pth").write_text(str(_site_packages(shared)) + "\n")
+    for script in (shared / "bin").iterdir():
+        target = venv / "bin" / script.name
+        if not target.exists() and script.name not in ("activate", "python", "python3"):
+            target.symlink_to(script)
+
+
+def _requirements_text(folder: Path, name: str) -> str:
+    lines = []
+    for line in (folder / name).read_text().splitlines():
+        if line.startswith("-r "):
+            lines.append(_requirements_text(folder, line[3:].strip()))
+        elif line.strip() and not line.startswith("#"):
+            lines.append(line.strip())
+    return "\n".join(sorted(lines))
+
+
+def _site_packages(venv: Path) -> Path:
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return venv / "lib" / version / "site-packages"
+
+
+def _shared_env(folder: Path, wanted: str, steps: list[str]) -> Path:
+    import fcntl
+    import hashlib
+    import os
+
+    text = _requirements_text(folder, wanted)
+    key = hashlib.sha256(f"{sys.version}\n{text}".encode()).hexdigest()[:16]
+    base = Path(os.environ.get("LSQ_CACHE_DIR") or Path.home() / ".cache" / "lsq") / "envs"
+    base.mkdir(parents=True, exist_ok=True)
+    env = base / key
+    with open(base / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (env / ".complete").exists():
+            return env
+        shutil.rmtree(env, ignore_errors=True)
+        _run([sys.executable, "-m", "venv", str(env)], folder, steps)
+        reqs = env / "requirements.txt"
+        reqs.write_text(text + "\n")
+        pip = [str(env / "bin" / "python"), "-m", "pip", "install", "-q"]
+        _run([*pip, "--disable-pip-version-check", "-r", str(reqs)], folder, steps)
+        (env / ".complete").write_text("")
+    return env
 
 
 def _run(argv: list[str], cwd: Path, steps: list[str]) -> None:

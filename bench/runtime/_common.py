@@ -1,0 +1,421 @@
+"""Shared pieces of the runtime benchmarks: the trivial service, the peer
+supervisors (honcho, circus), a bare asyncio launcher, and a health poller.
+
+Every candidate runs the same service script with the same interpreter (the
+base Python the project venv was made from), on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "bench" / "README.md"
+LSQ = ROOT / ".venv" / "bin" / "lsq"
+PEERS_VENV = Path(os.environ.get("LSQ_BENCH_PEERS", "/tmp/lsq-bench-peers"))
+# The interpreter every service runs under: the real binary, not a shim.
+SERVICE_PYTHON = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+POLL_INTERVAL = 0.02
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+SERVICE_SOURCE = '''\
+import http.server
+import os
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+port = int(os.environ["PORT"])
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+'''
+
+
+@dataclass
+class Running:
+    """One candidate with its services up."""
+
+    name: str
+    pids: list[int]
+    stop: Callable[[], None]
+    manager_pids: list[int] = field(default_factory=list)
+    extra: dict[str, float] = field(default_factory=dict)
+    folder: Path | None = None
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="lsq-bench-rt-"))
+
+
+def write_service(folder: Path) -> Path:
+    path = folder / "svc.py"
+    path.write_text(SERVICE_SOURCE)
+    return path
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel hands out now; all held at once so they differ."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def ensure_peers() -> Path:
+    """The venv holding honcho and circus, kept apart from the project's."""
+    if (PEERS_VENV / "bin" / "circusd").exists() and (
+        PEERS_VENV / "bin" / "honcho"
+    ).exists():
+        return PEERS_VENV
+    print(f"creating {PEERS_VENV} and installing honcho, circus into it")
+    subprocess.run([SERVICE_PYTHON, "-m", "venv", str(PEERS_VENV)], check=True)
+    pip = str(PEERS_VENV / "bin" / "pip")
+    subprocess.run([pip, "install", "-q", "honcho", "circus"], check=True)
+    return PEERS_VENV
+
+
+def summary(values: list[float]) -> tuple[float, float, float]:
+    return min(values), statistics.median(values), max(values)
+
+
+def fmt3(values: list[float], unit: str = "s", digits: int = 2) -> str:
+    lo, med, hi = summary(values)
+    return f"{lo:.{digits}f} / {med:.{digits}f} / {hi:.{digits}f} {unit}".rstrip()
+
+
+# ----------------------------------------------------------------- health
+
+
+async def _probe(port: int) -> bool:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    try:
+        writer.write(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        line = await asyncio.wait_for(reader.readline(), 2.0)
+        return line.split(b" ")[1:2] == [b"200"]
+    except (OSError, asyncio.TimeoutError, IndexError):
+        return False
+    finally:
+        writer.close()
+
+
+async def _until_healthy(port: int, deadline: float) -> None:
+    while not await _probe(port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"127.0.0.1:{port} not healthy in time")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+async def wait_healthy(ports: list[int], timeout: float = START_TIMEOUT) -> None:
+    """Poll each port's `/` every 20 ms until all answer 200."""
+    deadline = time.monotonic() + timeout
+    await asyncio.gather(*(_until_healthy(p, deadline) for p in ports))
+
+
+def wait_healthy_sync(ports: list[int], timeout: float = START_TIMEOUT) -> None:
+    asyncio.run(wait_healthy(ports, timeout))
+
+
+# -------------------------------------------------------------- processes
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def handles(pids: list[int]) -> list[psutil.Process]:
+    return [psutil.Process(pid) for pid in pids]
+
+
+def wait_gone(procs: list[psutil.Process], timeout: float = STOP_TIMEOUT) -> None:
+    """Wait until every process has exited (a zombie counts as exited)."""
+    deadline = time.monotonic() + timeout
+    left = list(procs)
+    while left:
+        left = [p for p in left if _alive(p)]
+        if left and time.monotonic() > deadline:
+            raise TimeoutError(f"{len(left)} processes still alive")
+        time.sleep(0.005)
+
+
+def service_children(manager: int, script: Path) -> list[int]:
+    kids = psutil.Process(manager).children(recursive=True)
+    return [k.pid for k in kids if str(script) in " ".join(_cmdline(k))]
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
+def terminate_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+# -------------------------------------------------------------------- LSQ
+
+
+def lsq_manifest(folder: Path, script: Path, count: int) -> None:
+    lines = ["name: rtbench", "services:"]
+    for i in range(count):
+        lines += [
+            f"  s{i:02d}:",
+            f"    command: [{SERVICE_PYTHON}, {script}]",
+            "    health: {http: /}",
+        ]
+    (folder / "lsq.yaml").write_text("\n".join(lines) + "\n")
+
+
+def lsq_ps(folder: Path) -> dict[str, object]:
+    out = subprocess.run(
+        [str(LSQ), "ps", "--json"], cwd=folder, check=True, capture_output=True
+    ).stdout
+    data: dict[str, object] = json.loads(out)
+    return data
+
+
+def lsq_instances(folder: Path) -> list[tuple[int, int]]:
+    """(pid, port) of every instance per `lsq ps --json`."""
+    found = []
+    for svc in lsq_ps(folder)["services"]:  # type: ignore[union-attr]
+        for inst in svc["instances"]:  # type: ignore[index]
+            found.append((int(inst["pid"]), int(inst["port"])))
+    return found
+
+
+def lsq_runtime_pid(folder: Path) -> int:
+    data = json.loads((folder / ".lsq" / "runtime.json").read_text())
+    return int(data["pid"])
+
+
+def lsq_down(folder: Path) -> None:
+    subprocess.run(
+        [str(LSQ), "down"], cwd=folder, check=True, capture_output=True, timeout=60
+    )
+
+
+def start_lsq(count: int) -> Running:
+    """`lsq up -d`, timed until it returns; then every port is polled."""
+    folder = workdir()
+    script = write_service(folder)
+    lsq_manifest(folder, script, count)
+    t0 = time.monotonic()
+    subprocess.run(
+        [str(LSQ), "up", "-d"], cwd=folder, check=True, capture_output=True,
+        timeout=START_TIMEOUT,
+    )
+    returned = time.monotonic() - t0
+    instances = lsq_instances(folder)
+    wait_healthy_sync([port for _, port in instances])
+    confirmed = time.monotonic() - t0
+    return Running(
+        "lsq", [pid for pid, _ in instances], lambda: lsq_down(folder),
+        manager_pids=[lsq_runtime_pid(folder)], folder=folder,
+        extra={"seconds": returned, "confirmed": confirmed},
+    )
+
+
+# ----------------------------------------------------------------- honcho
+
+
+def start_honcho(count: int) -> Running:
+    peers = ensure_peers()
+    folder = workdir()
+    script = write_service(folder)
+    ports = free_ports(count)
+    lines = [
+        f"s{i:02d}: PORT={port} exec {SERVICE_PYTHON} {script}"
+        for i, port in enumerate(ports)
+    ]
+    (folder / "Procfile").write_text("\n".join(lines) + "\n")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [str(peers / "bin" / "honcho"), "start", "-f", "Procfile"],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_healthy_sync(ports)
+    seconds = time.monotonic() - t0
+
+    def stop() -> None:
+        proc.send_signal(signal.SIGTERM)
+
+    pids = service_children(proc.pid, script)
+    _POPENS[proc.pid] = proc
+    return Running("honcho", pids, stop, [proc.pid], {"seconds": seconds}, folder)
+
+
+_POPENS: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def reap(run: Running) -> None:
+    """Collect the exit status of a manager this script started."""
+    for pid in run.manager_pids:
+        proc = _POPENS.pop(pid, None)
+        if proc is not None:
+            proc.wait(timeout=STOP_TIMEOUT)
+
+
+# ----------------------------------------------------------------- circus
+
+
+def circus_ini(folder: Path, script: Path, ports: list[int]) -> Path:
+    endpoint = f"ipc://{folder}/ctl.sock"
+    lines = [
+        "[circus]",
+        f"endpoint = {endpoint}",
+        f"pubsub_endpoint = ipc://{folder}/pub.sock",
+        "statsd = False",
+        "",
+    ]
+    for i, port in enumerate(ports):
+        lines += [
+            f"[watcher:s{i:02d}]",
+            f"cmd = {SERVICE_PYTHON} {script}",
+            "numprocesses = 1",
+            "copy_env = True",
+            "",
+            f"[env:s{i:02d}]",
+            f"PORT = {port}",
+            "",
+        ]
+    path = folder / "circus.ini"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def start_circus(count: int, *, stop_with: str = "circusctl") -> Running:
+    peers = ensure_peers()
+    folder = workdir()
+    script = write_service(folder)
+    ports = free_ports(count)
+    ini = circus_ini(folder, script, ports)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [str(peers / "bin" / "circusd"), str(ini)],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_healthy_sync(ports)
+    seconds = time.monotonic() - t0
+    ctl = [str(peers / "bin" / "circusctl"), "--endpoint", f"ipc://{folder}/ctl.sock"]
+
+    def stop() -> None:
+        if stop_with == "circusctl":
+            subprocess.run(ctl + ["quit"], check=True, capture_output=True, timeout=60)
+        else:
+            proc.send_signal(signal.SIGTERM)
+
+    pids = service_children(proc.pid, script)
+    _POPENS[proc.pid] = proc
+    return Running("circus", pids, stop, [proc.pid], {"seconds": seconds}, folder)
+
+
+# ------------------------------------------------------------------- bare
+
+# One loop for the bare launcher's whole life, so that asyncio reaps its
+# children from the loop that spawned them.
+_LOOP = asyncio.new_event_loop()
+
+
+async def _bare(
+    script: Path, ports: list[int]
+) -> tuple[float, list[asyncio.subprocess.Process]]:
+    t0 = time.monotonic()
+    procs = []
+    for port in ports:
+        env = dict(os.environ, PORT=str(port))
+        procs.append(
+            await asyncio.create_subprocess_exec(
+                SERVICE_PYTHON, str(script), env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )
+        )
+    await wait_healthy(ports)
+    return time.monotonic() - t0, procs
+
+
+async def _bare_stop(procs: list[asyncio.subprocess.Process]) -> None:
+    for proc in procs:
+        proc.terminate()
+    await asyncio.gather(*(proc.wait() for proc in procs))
+
+
+def start_bare(count: int) -> Running:
+    """The floor: spawn all with asyncio, poll each every 20 ms."""
+    folder = workdir()
+    script = write_service(folder)
+    ports = free_ports(count)
+    seconds, procs = _LOOP.run_until_complete(_bare(script, ports))
+
+    def stop() -> None:
+        _LOOP.run_until_complete(_bare_stop(procs))
+
+    pids = [p.pid for p in procs]
+    return Running("bare", pids, stop, [], {"seconds": seconds}, folder)
+
+
+def stop_and_clean(run: Running) -> None:
+    """Stop a candidate outside any timing and remove its folder."""
+    procs = handles_alive(run.pids)
+    run.stop()
+    wait_gone(procs)
+    reap(run)
+    if run.folder is not None:
+        cleanup(run.folder)
+
+
+def handles_alive(pids: list[int]) -> list[psutil.Process]:
+    found = []
+    for pid in pids:
+        try:
+            found.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def cleanup(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Start-up time: launch until 50 trivial HTTP services all answer `/`.
+
+Usage: .venv/bin/python bench/runtime/startup.py [--rounds 5] [--services 50]
+
+Candidates, interleaved (the order rotates each round) and repeated:
+  lsq     `lsq up -d`, timed until it returns (it returns once every health
+          check passed); the 50 ports are then polled to confirm.
+  honcho  `honcho start` on a Procfile, timed until our poller sees all 50.
+  circus  `circusd` on a generated ini with 50 watchers, same poller.
+  bare    asyncio.create_subprocess_exec for all 50, same poller: the floor.
+honcho and circus live in their own venv (LSQ_BENCH_PEERS, default
+/tmp/lsq-bench-peers), created on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402
+
+STARTERS: dict[str, Callable[[int], c.Running]] = {
+    "lsq": c.start_lsq,
+    "honcho": c.start_honcho,
+    "circus": c.start_circus,
+    "bare": c.start_bare,
+}
+
+
+def one_round(order: list[str], count: int) -> dict[str, c.Running]:
+    done = {}
+    for name in order:
+        run = STARTERS[name](count)
+        if len(run.pids) != count:
+            raise RuntimeError(f"{name}: found {len(run.pids)} services, not {count}")
+        c.stop_and_clean(run)
+        done[name] = run
+    return done
+
+
+def report(results: list[dict[str, c.Running]]) -> None:
+    secs = {n: [r[n].extra["seconds"] for r in results] for n in STARTERS}
+    print("\nseconds until all healthy, min / median / max:")
+    for name, values in secs.items():
+        print(f"  {name:8s} {c.fmt3(values)}")
+    confirmed = [r["lsq"].extra["confirmed"] for r in results]
+    print(f"  lsq up -d + ps + own poll confirms: {c.fmt3(confirmed)}")
+    print("\nratios (per-round pairs min / median / max; ratio of medians):")
+    for peer, target in (("bare", "<= 1.15"), ("circus", ""), ("honcho", "< 1")):
+        pairs = [a / b for a, b in zip(secs["lsq"], secs[peer])]
+        of_medians = statistics.median(secs["lsq"]) / statistics.median(secs[peer])
+        note = f"  target {target}" if target else ""
+        print(
+            f"  lsq/{peer:7s} {c.fmt3(pairs, '')}; {of_medians:.2f}{note}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--services", type=int, default=50)
+    args = parser.parse_args()
+    c.ensure_peers()
+    names = list(STARTERS)
+    results = []
+    for i in range(args.rounds):
+        order = names[i % len(names):] + names[: i % len(names)]
+        done = one_round(order, args.services)
+        row = "  ".join(f"{n} {done[n].extra['seconds']:.2f}s" for n in order)
+        print(f"round {i + 1}: {row}", flush=True)
+        results.append(done)
+    report(results)
+
+
+if __name__ == "__main__":
+    main()

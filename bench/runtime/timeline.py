@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Where `lsq up -d` spends its time with 50 trivial services.
+
+Usage: .venv/bin/python bench/runtime/timeline.py [--rounds 3] [--services 50]
+
+Splits each `lsq up -d` into phases from the runtime's own status and events
+(`/v1/status`, `/v1/events` on its control API) and the daemon's process
+start time, and sets the LSQ spawn-to-healthy time of each service beside the
+bare asyncio launcher's spawn-to-first-200 time (20 ms polling) of the same
+script in the same round. The difference is start-up cost LSQ adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402
+from lsq.control import ControlClient  # noqa: E402
+
+PHASES = [
+    "cli start -> daemon process",
+    "daemon process -> runtime object",
+    "runtime object -> first spawn",
+    "first spawn -> last spawn",
+    "last spawn -> last healthy",
+    "last healthy -> ready",
+    "ready -> cli returned",
+    "total (cli start -> returned)",
+]
+
+
+def lsq_round(count: int) -> tuple[dict[str, float], list[float]]:
+    folder = c.workdir()
+    script = c.write_service(folder)
+    c.lsq_manifest(folder, script, count)
+    t0 = time.time()
+    subprocess.run([str(c.LSQ), "up", "-d"], cwd=folder, check=True, capture_output=True)
+    t_ret = time.time()
+    client = ControlClient(folder / ".lsq")
+    status = client.get("/v1/status")
+    events = client.get("/v1/events", since=0)
+    daemon = psutil.Process(int(status["pid"])).create_time()
+    spawned = {
+        i["id"]: float(i["started_at"]) for s in status["services"] for i in s["instances"]
+    }
+    healthy = {
+        e["instance"]: float(e["ts"]) for e in events
+        if e["kind"] == "health" and e["message"] == "healthy"
+    }
+    ready = max(float(e["ts"]) for e in events if "services are up" in e["message"])
+    c.lsq_down(folder)
+    c.cleanup(folder)
+    started = float(status["started"])
+    first, last = min(spawned.values()), max(spawned.values())
+    phases = dict(zip(PHASES, [
+        daemon - t0, started - daemon, first - started, last - first,
+        max(healthy.values()) - last, ready - max(healthy.values()), t_ret - ready,
+        t_ret - t0,
+    ]))
+    return phases, [healthy[i] - spawned[i] for i in spawned]
+
+
+async def _bare_lags(script: Path, ports: list[int]) -> list[float]:
+    async def one(port: int) -> float:
+        t = time.monotonic()
+        env = dict(c.os.environ, PORT=str(port))
+        proc = await asyncio.create_subprocess_exec(c.SERVICE_PYTHON, str(script), env=env)
+        await c.wait_healthy([port])
+        lag = time.monotonic() - t
+        procs.append(proc)
+        return lag
+
+    procs: list[asyncio.subprocess.Process] = []
+    lags = await asyncio.gather(*(one(p) for p in ports))
+    for proc in procs:
+        proc.terminate()
+    await asyncio.gather(*(p.wait() for p in procs))
+    return list(lags)
+
+
+def bare_round(count: int) -> list[float]:
+    folder = c.workdir()
+    script = c.write_service(folder)
+    lags = asyncio.run(_bare_lags(script, c.free_ports(count)))
+    c.cleanup(folder)
+    return lags
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--services", type=int, default=50)
+    args = parser.parse_args()
+    phases: dict[str, list[float]] = {p: [] for p in PHASES}
+    lsq_lags: list[float] = []
+    bare_lags: list[float] = []
+    for _ in range(args.rounds):
+        got, lags = lsq_round(args.services)
+        for name, value in got.items():
+            phases[name].append(value)
+        lsq_lags += lags
+        bare_lags += bare_round(args.services)
+    print("lsq up -d phases, seconds, min / median / max over rounds:")
+    for name, values in phases.items():
+        print(f"  {name:34s} {c.fmt3(values, digits=3)}")
+    print("\nper service, spawn -> healthy, seconds, min / median / max:")
+    print(f"  lsq (its own probes)               {c.fmt3(lsq_lags, digits=3)}")
+    print(f"  bare (20 ms poll, same script)     {c.fmt3(bare_lags, digits=3)}")
+
+
+if __name__ == "__main__":
+    main()

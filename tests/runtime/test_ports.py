@@ -1,0 +1,112 @@
+"""Ports: duplicates refused before anything starts, and a port taken by
+someone else shown as a failure, never as running (B16, B17)."""
+
+from __future__ import annotations
+
+import socket
+
+import psutil
+from rthelpers import PY, App, free_port, port_free
+
+SLEEPER = f"[{PY}, -c, 'import time; time.sleep(300)']"
+
+
+def _lsq_children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def test_two_services_on_one_fixed_port_are_refused_before_anything_starts(app: App) -> None:
+    # B16
+    port = free_port()
+    app.manifest(f"""
+        services:
+          web:
+            command: {SLEEPER}
+            port: {port}
+          api:
+            command: [{PY}, -c, "open('started', 'w')"]
+            port: {port}
+    """)
+    before = _lsq_children()
+    for args in (("validate",), ("up",), ("up", "-d")):
+        result = app.lsq(*args, timeout=20)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        message = result.stderr
+        assert f"port {port} is also used by" in message
+        assert '"web"' in message and "services.api.port" in message
+        assert "Traceback" not in message
+    assert _lsq_children() == before
+    assert not (app.root / "started").exists()
+    assert not (app.state_dir() / "runtime.json").exists()
+    assert port_free(port)
+
+
+def test_replicas_of_a_fixed_port_service_get_private_ports_or_are_refused(app: App) -> None:
+    # B16, second half: either refused before start, explaining how replicas
+    # get ports, or (with the gateway in front) the fixed port is the
+    # service's address and each replica listens on a private port.
+    port = free_port()
+    app.manifest(f"""
+        services:
+          web:
+            command: {SLEEPER}
+            port: {port}
+            replicas: 2
+    """)
+    check = app.lsq("validate")
+    if check.returncode != 0:
+        assert check.returncode == 2
+        assert "replicas" in check.stderr and str(port) in check.stderr
+        assert app.lsq("up").returncode == 2
+        return
+    result = app.lsq("up", "-d", "--timeout", "20")
+    app.track_runtime()
+    assert result.returncode == 0, result.stdout + result.stderr
+    web = app.service("web")
+    assert web["address"] == f"http://127.0.0.1:{port}"
+    ports = [i["port"] for i in web["instances"]]  # type: ignore[attr-defined]
+    assert len(set(ports)) == 2 and port not in ports
+
+
+PORT_USER = """
+import os, socket, sys, time
+port = int(os.environ["PORT"])
+sock = socket.socket()
+try:
+    sock.bind(("127.0.0.1", port))
+except OSError as exc:
+    print(f"web: cannot listen on port {port}: {exc.strerror}", file=sys.stderr, flush=True)
+    sys.exit(1)
+sock.listen()
+time.sleep(300)
+"""
+
+
+def test_a_service_whose_port_is_taken_is_never_shown_running(app: App) -> None:
+    # B17
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    app.write("web.py", PORT_USER)
+    app.manifest(f"""
+        services:
+          web:
+            command: [{PY}, web.py]
+            port: {port}
+            health: {{tcp: true}}
+            restart: {{max_restarts: 1, backoff: 0.2s}}
+    """)
+    try:
+        result = app.lsq("up", "-d", "--timeout", "20")
+        app.track_runtime()
+        web = app.service("web")
+    finally:
+        blocker.close()
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"port {port}" in result.stderr and "in use" in result.stderr
+    assert web["state"] == "failed" and web["health"] != "healthy"
+    reason = web["instances"][0]["reason"]  # type: ignore[index]
+    assert f"port {port} is in use" in reason
+    assert "running" not in result.stdout.split("start-up failed")[0].replace("not running", "")
