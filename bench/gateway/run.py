@@ -88,12 +88,19 @@ def start_nginx(
     )
 
 
-def start_gateway(backend: int, port: int) -> tuple[subprocess.Popen[bytes], int]:
-    """The gateway in a child Python (parent) whose worker we pin and measure."""
+def start_gateway(
+    backend: int, port: int, *, policies: bool = True
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The gateway in a child Python (parent) whose worker we pin and measure.
+
+    `policies=False` starts it with the policy machinery switched off
+    (LSQ_GATEWAY_POLICIES=off, a switch meant for this comparison only)."""
+    env = dict(os.environ, LSQ_GATEWAY_POLICIES="on" if policies else "off")
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve-gateway", str(backend), str(port)],
         stdout=subprocess.PIPE,
         stdin=subprocess.PIPE,
+        env=env,
     )
     line = proc.stdout.readline()  # type: ignore[union-attr]
     worker = int(json.loads(line)["worker_pid"])
@@ -125,7 +132,7 @@ def serve_gateway(backend: int, port: int) -> None:
             }
         )
         await gw.start()
-        pid = gw._workers[0].proc.pid
+        pid = gw.worker_pids[0]
         print(json.dumps({"worker_pid": pid}), flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)  # until the bench closes stdin
@@ -183,7 +190,12 @@ def _latency(out: str, label: str) -> float:
 def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]]:
     prefix = Path(tempfile.mkdtemp(prefix="lsq-bench-"))
     (prefix / "logs").mkdir()
-    ports = {"backend": free_port(), "nginx": free_port(), "lsq": free_port()}
+    ports = {
+        "backend": free_port(),
+        "nginx": free_port(),
+        "lsq": free_port(),
+        "lsq-nopol": free_port(),
+    }
     children: list[subprocess.Popen[bytes]] = []
     try:
         children.append(
@@ -205,15 +217,27 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
         children.append(nginx)
         gateway, worker = start_gateway(ports["backend"], ports["lsq"])
         children.append(gateway)
+        bare, bare_worker = start_gateway(
+            ports["backend"], ports["lsq-nopol"], policies=False
+        )
+        children.append(bare)
         for port in ports.values():
             wait_port(port)
-        pids = {"direct": None, "lsq": worker, "nginx": nginx.pid}
+        pids = {
+            "direct": None,
+            "lsq": worker,
+            "lsq-nopol": bare_worker,
+            "nginx": nginx.pid,
+        }
         targets = {
             "direct": ports["backend"],
             "lsq": ports["lsq"],
+            "lsq-nopol": ports["lsq-nopol"],
             "nginx": ports["nginx"],
         }
         cases = {"c32": (32, []), "c1": (1, []), "c32+10h": (32, EXTRA_HEADERS)}
+        if args.cases:
+            cases = {c: cases[c] for c in args.cases.split(",")}
         results: dict[str, dict[str, list[dict[str, float]]]] = {
             c: {t: [] for t in targets} for c in cases
         }
@@ -240,9 +264,9 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
                     )
         return results
     finally:
-        gateway_stdin = children[-1].stdin if len(children) == 3 else None
-        if gateway_stdin:
-            gateway_stdin.close()
+        for child in children:
+            if child.stdin is not None:
+                child.stdin.close()
         for child in reversed(children):
             if child.stdin is None:
                 child.terminate()
@@ -278,6 +302,21 @@ def summarize(results: dict[str, dict[str, list[dict[str, float]]]]) -> str:
                 f"| {case} | {target} | {med:.0f} | ±{spread / 2:.0f}% | {p50:.3f} | "
                 f"{p99:.3f} | {cpu_text} | {med / ref_rps:.2f}x | {p99 / ref_p99:.2f}x |"
             )
+    lines += [
+        "",
+        "Policy machinery on (default policy, no fault) vs off, same build:",
+        "",
+        "| case | lsq req/s | lsq-nopol req/s | ratio (median of per-round ratios) |",
+        "|---|---|---|---|",
+    ]
+    for case, by_target in results.items():
+        on, off = by_target["lsq"], by_target["lsq-nopol"]
+        ratios = [a["rps"] / b["rps"] for a, b in zip(on, off, strict=True)]
+        lines.append(
+            f"| {case} | {statistics.median(r['rps'] for r in on):.0f} | "
+            f"{statistics.median(r['rps'] for r in off):.0f} | "
+            f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}) |"
+        )
     return "\n".join(lines)
 
 
@@ -306,6 +345,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", default="", help="e.g. c32,c1 (default: all)")
     parser.add_argument(
         "--write-readme",
         action="store_true",

@@ -4,10 +4,11 @@
 Usage: .venv/bin/python bench/runtime/timeline.py [--rounds 3] [--services 50]
 
 Splits each `lsq up -d` into phases from the runtime's own status and events
-(`/v1/status`, `/v1/events` on its control API) and the daemon's process
-start time, and sets the LSQ spawn-to-healthy time of each service beside the
-bare asyncio launcher's spawn-to-first-200 time (20 ms polling) of the same
-script in the same round. The difference is start-up cost LSQ adds.
+(`/v1/status`, `/v1/events` on its control API) and the start times of the
+processes (the boot clock of /proc/PID/stat, 10 ms resolution). It sets the
+LSQ process-start-to-healthy time of each service beside the bare asyncio
+launcher's spawn-to-first-200 time (20 ms polling) of the same script in the
+same round. The difference is start-up cost LSQ adds.
 """
 
 from __future__ import annotations
@@ -27,42 +28,62 @@ import _common as c  # noqa: E402
 from lsq.control import ControlClient  # noqa: E402
 
 PHASES = [
-    "cli start -> daemon process",
-    "daemon process -> runtime object",
-    "runtime object -> first spawn",
-    "first spawn -> last spawn",
-    "last spawn -> last healthy",
+    "cli start -> daemon process start",
+    "daemon start -> runtime object made",
+    "runtime object -> gateway worker start",
+    "runtime object -> first service start",
+    "first -> last service process start",
+    "last service start -> last healthy",
     "last healthy -> ready",
     "ready -> cli returned",
     "total (cli start -> returned)",
 ]
+TICKS = c.os.sysconf("SC_CLK_TCK")
+
+
+def boot_now() -> float:
+    """Seconds since boot: the clock /proc/PID/stat start times use."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def started(pid: int) -> float:
+    """The process's start time on the boot clock (10 ms resolution)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[19]) / TICKS
 
 
 def lsq_round(count: int) -> tuple[dict[str, float], list[float]]:
     folder = c.workdir()
     script = c.write_service(folder)
     c.lsq_manifest(folder, script, count)
-    t0 = time.time()
+    wall_minus_boot = time.time() - boot_now()
+    t0 = boot_now()
     subprocess.run([str(c.LSQ), "up", "-d"], cwd=folder, check=True, capture_output=True)
-    t_ret = time.time()
+    t_ret = boot_now()
     client = ControlClient(folder / ".lsq")
     status = client.get("/v1/status")
     events = client.get("/v1/events", since=0)
-    daemon = psutil.Process(int(status["pid"])).create_time()
+    runtime = int(status["pid"])
+    daemon = started(runtime)
+    kids = psutil.Process(runtime).children()
+    gateway = min(started(k.pid) for k in kids if "lsq.gateway" in " ".join(k.cmdline()))
     spawned = {
-        i["id"]: float(i["started_at"]) for s in status["services"] for i in s["instances"]
+        i["id"]: started(int(i["pid"])) for s in status["services"] for i in s["instances"]
     }
     healthy = {
-        e["instance"]: float(e["ts"]) for e in events
+        e["instance"]: float(e["ts"]) - wall_minus_boot for e in events
         if e["kind"] == "health" and e["message"] == "healthy"
     }
-    ready = max(float(e["ts"]) for e in events if "services are up" in e["message"])
+    ready = max(
+        float(e["ts"]) - wall_minus_boot for e in events if "services are up" in e["message"]
+    )
     c.lsq_down(folder)
     c.cleanup(folder)
-    started = float(status["started"])
+    made = float(status["started"]) - wall_minus_boot
     first, last = min(spawned.values()), max(spawned.values())
     phases = dict(zip(PHASES, [
-        daemon - t0, started - daemon, first - started, last - first,
+        daemon - t0, made - daemon, gateway - made, first - made, last - first,
         max(healthy.values()) - last, ready - max(healthy.values()), t_ret - ready,
         t_ret - t0,
     ]))

@@ -61,6 +61,10 @@ class ServiceError(LsqError):
     """A service could not be started, stopped or reached."""
 
 
+class GatewayError(ServiceError):
+    """The gateway could not bind a port, or a worker failed to answer."""
+
+
 class StartupFailed(ServiceError):
     """`lsq up` gave up: a service failed or a start-up deadline passed."""
 

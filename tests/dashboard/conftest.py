@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import subprocess
 import sys
 import time
@@ -24,12 +23,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import demo_app  # noqa: E402
+import demo_app
 
 LSQ = str(Path(sys.executable).parent / "lsq")
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -51,10 +56,24 @@ class Running:
     seen: set[int] = field(default_factory=set)
 
     def lsq(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([LSQ, *args], cwd=self.root, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [LSQ, *args],
+            cwd=self.root,
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=timeout,
+        )
 
-    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-                body: bytes | None = None, auth: bool = True) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        auth: bool = True,
+    ) -> tuple[int, dict[str, str], bytes]:
         """One request to the control API; Host is 127.0.0.1:PORT unless given."""
         sent = {"Host": f"127.0.0.1:{self.port}"}
         if auth:
@@ -64,7 +83,11 @@ class Running:
         try:
             conn.request(method, path, body=body, headers=sent)
             resp = conn.getresponse()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+            return (
+                resp.status,
+                {k.lower(): v for k, v in resp.getheaders()},
+                resp.read(),
+            )
         finally:
             conn.close()
 
@@ -93,17 +116,24 @@ def start_demo(root: Path) -> Running:
     root.mkdir(parents=True, exist_ok=True)
     (root / "lsq.yaml").write_text(demo_app.MANIFEST.format(py=sys.executable))
     (root / "service.py").write_text(demo_app.SERVICE)
-    up = subprocess.run([LSQ, "up", "-d", "--timeout", "60"], cwd=root, capture_output=True,
-                        text=True, timeout=90)
+    up = subprocess.run(
+        [LSQ, "up", "-d", "--timeout", "60"],
+        cwd=root,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=90,
+    )
     assert up.returncode == 0, up.stdout + up.stderr
     info = json.loads((root / ".lsq" / "runtime.json").read_text())
-    app = Running(root, int(info["port"]), (root / ".lsq" / "token").read_text().strip())
+    app = Running(
+        root, int(info["port"]), (root / ".lsq" / "token").read_text().strip()
+    )
     app.seen.add(int(info["pid"]))
     status = app.status()
-    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT_INJECTED"):
-        # Until the runtime injects OTEL_EXPORTER_OTLP_ENDPOINT, the demo
-        # services read the endpoint from this file (see demo_app).
-        (root / "otlp.txt").write_text(str(status["otlp_endpoint"]))
+    # Services that were not given OTEL_EXPORTER_OTLP_ENDPOINT read the
+    # endpoint from this file (see demo_app).
+    (root / "otlp.txt").write_text(str(status["otlp_endpoint"]))
     return app
 
 

@@ -29,7 +29,7 @@ services:
     restart: always
 """
 
-SERVICE = r'''
+SERVICE = r"""
 import json, os, secrets, sys, time, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -101,4 +101,4 @@ class Handler(BaseHTTPRequestHandler):
 
 print(f"{NAME} listening on {os.environ['PORT']}", flush=True)
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-'''
+"""

@@ -10,7 +10,7 @@ import pytest
 from gateway_helpers import Backend, Client, async_test, get, running_gateway, table
 
 import lsq.gateway
-from lsq.errors import ServiceError
+from lsq.errors import GatewayError
 
 
 def test_public_names_are_pinned() -> None:
@@ -20,6 +20,8 @@ def test_public_names_are_pinned() -> None:
         "PrefixRoute",
         "RoutingTable",
         "ServiceEntry",
+        "effective_policy",
+        "table_policy",
     ]
 
 
@@ -29,9 +31,17 @@ def test_routing_table_round_trips_through_json() -> None:
             "api": {
                 "port": 7001,
                 "backends": [
-                    {"id": "api-0", "host": "127.0.0.1", "port": 9, "weight": 50}
+                    {
+                        "id": "api-0",
+                        "host": "127.0.0.1",
+                        "port": 9,
+                        "weight": 50,
+                        "pid": 4242,
+                    }
                 ],
                 "routes": [{"prefix": "/api", "strip": False}],
+                "faults": [{"id": "f1", "kind": "abort", "params": {"status": 503}}],
+                "policy": {"timeout": 5.0, "retries": {"attempts": 1}},
             }
         },
         ingress=8080,
@@ -93,7 +103,7 @@ async def test_a_taken_port_is_refused_with_a_clear_error() -> None:
     taken = blocker.sockets[0].getsockname()[1]
     try:
         async with running_gateway(table({})) as gw:
-            with pytest.raises(ServiceError, match=f"port {taken} for service 'api'"):
+            with pytest.raises(GatewayError, match=f"port {taken} for service 'api'"):
                 gw.update(table({"api": {"port": taken}}))
     finally:
         blocker.close()
@@ -199,7 +209,7 @@ from lsq.manifest._schema import Gateway as Settings
 async def main():
     gw = Gateway(Settings(workers=2))
     await gw.start()
-    print(" ".join(str(w.proc.pid) for w in gw._workers), flush=True)
+    print(" ".join(str(p) for p in gw.worker_pids), flush=True)
     await asyncio.sleep(30)
 asyncio.run(main())
 """
@@ -231,3 +241,26 @@ async def test_workers_die_when_the_parent_is_killed() -> None:
             break
         await asyncio.sleep(0.1)
     assert not any(_alive(p) for p in workers)
+
+
+@async_test(timeout=40)
+async def test_a_crashed_worker_is_replaced_and_stats_survive() -> None:
+    import os
+    import signal
+
+    backend = await Backend().start()
+    tbl = table({"api": {"backends": [backend.entry("api-0")]}})
+    async with running_gateway(tbl, workers=2) as gw:
+        first = gw.worker_pids
+        os.kill(first[0], signal.SIGKILL)
+        stats = await gw.stats()  # must not fail while a worker is down
+        for _ in range(100):
+            if len(gw.worker_pids) == 2 and first[0] not in gw.worker_pids:
+                break
+            await asyncio.sleep(0.1)
+        after = gw.worker_pids
+        await gw.wait_applied()
+        statuses = [(await get(gw.ports["api"], f"/{i}")).status for i in range(10)]
+    assert "services" in stats
+    assert len(after) == 2 and first[0] not in after and first[1] in after
+    assert statuses == [200] * 10

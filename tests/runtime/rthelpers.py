@@ -167,6 +167,16 @@ class App:
             stdin=None if input is not None else subprocess.DEVNULL,
         )
 
+    def logs(self, *args: str, until: str) -> str:
+        """`lsq logs ARGS` once it shows `until` (the runtime flushes its log
+        files a few times a second, so a line just printed may lag)."""
+
+        def output() -> str:
+            out = self.lsq("logs", *args).stdout
+            return out if until in out else ""
+
+        return str(wait_for(output, 5, f"{until!r} in lsq logs {' '.join(args)}"))
+
     def up(self, *args: str) -> Up:
         up = Up(self, args)
         self.ups.append(up)

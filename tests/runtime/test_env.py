@@ -50,7 +50,7 @@ def test_dotenv_values_follow_the_documented_grammar(app: App) -> None:
     up = app.up()
     up.wait_output("env printed")
     assert _printed(up.output(), keys) == expected
-    assert _printed(app.lsq("logs", "show").stdout, keys) == expected
+    assert _printed(app.logs("show", until="E=["), keys) == expected
 
     config = json.loads(app.lsq("config", "--json").stdout)
     env = config["services"]["show"]["env"]
@@ -95,7 +95,7 @@ def test_address_variables_of_hyphenated_and_dotted_names(app: App) -> None:
     assert result.returncode == 0, result.stderr
     status = app.ps()
     address = {s["name"]: s["address"] for s in status["services"]}  # type: ignore[attr-defined]
-    logs = app.lsq("logs", "web").stdout
+    logs = app.logs("web", until="env printed")
 
     printed = _printed(logs, keys)
     assert printed == {
@@ -152,7 +152,7 @@ def test_port_from_dotenv_is_ignored_the_same_way_by_up_and_run(app: App) -> Non
     assert result.returncode == 0, result.stderr
     assert warning in result.stderr
     web = app.service("web")
-    printed = _printed(app.lsq("logs", "web").stdout, keys)
+    printed = _printed(app.logs("web", until="env printed"), keys)
     assert printed["OTHER"] == "kept"
     assert printed["PORT"] != "9000"
     # PORT is the instance's port (docs/manifest.md); the service's address

@@ -33,7 +33,7 @@ def test_invalid_utf8_is_replaced_and_later_lines_keep_coming(app: App) -> None:
     assert "Traceback" not in out
     ticks = [int(n) for n in re.findall(r"bad-0 +\| tick (\d+)", out)]
     assert ticks == list(range(1, len(ticks) + 1))
-    logs = app.lsq("logs", "bad").stdout
+    logs = app.logs("bad", until="tick 8")
     assert "\ufffd\ufffd raw bytes" in logs and "tick 8" in logs
 
 
@@ -110,7 +110,7 @@ def test_pieces_of_a_line_are_joined_and_a_partial_line_is_flushed(app: App) -> 
     partial = [r for r in records if r["line"] == "no newline yet"]
     assert len(partial) == 1 and partial[0]["partial"] is True
     assert not any(r.get("partial") for r in records if r["line"] == "abc")
-    logs = app.lsq("logs", "pieces").stdout
+    logs = app.logs("pieces", until="done")
     assert "no newline yet \u2026" in logs
     assert "pieces-0      | \n" not in logs  # the newline that ended the partial line
 
@@ -162,3 +162,23 @@ def test_logs_since_and_grep_filter_lines(app: App) -> None:
     up.send(2)
     up.wait()
     wait_for(lambda: "alpha late" in app.lsq("logs", "timed").stdout, 5, "logs after the runtime stopped")
+
+
+def test_a_partial_line_is_flushed_when_the_process_exits(app: App) -> None:
+    # B20: the trailing partial line at exit, before the idle flush could run.
+    app.manifest("""
+        services:
+          once:
+            command: printf 'first\\nlast words'; exit 0
+    """)
+    up = app.up()
+    out = up.wait_output("once-0: exited")
+
+    assert "last words \u2026" in out
+    assert out.index("last words") < out.index("once-0: exited")
+    def records() -> list[tuple[str, bool]]:
+        lines = (app.state_dir() / "logs" / "once.log").read_text().splitlines()
+        return [(r["line"], r.get("partial", False)) for r in map(json.loads, lines)]
+
+    wait_for(lambda: len(records()) == 2, 5, "two records in once.log")
+    assert records() == [("first", False), ("last words", True)]

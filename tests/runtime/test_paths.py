@@ -33,7 +33,7 @@ def test_services_start_in_folders_with_spaces(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
         service_dir = app.root / "api v2"
-        logs = app.lsq("logs").stdout
+        logs = app.logs(until="other arg")
         assert f"cwd=[{service_dir}] arg=[one arg]" in logs
         assert f"cwd=[{service_dir}] arg=[other arg]" in logs
         assert (service_dir / "started here.txt").exists()

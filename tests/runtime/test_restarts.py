@@ -40,14 +40,23 @@ def test_a_crash_loop_backs_off_with_growing_delays(app: App) -> None:
     assert max(delays) <= 4.0
     assert cpu < 4, f"lsq used {cpu:.1f}s of CPU in 12s"
 
+    # It spends most of its time waiting, so `lsq ps` soon catches a back-off.
+    def in_backoff() -> dict[str, object] | None:
+        svc = app.service("crash")
+        return svc if svc["state"] == "crash-loop" else None
+
+    svc = wait_for(in_backoff, 10, "crash-loop in lsq ps --json")  # type: ignore[assignment]
     inst = svc["instances"][0]  # type: ignore[index]
-    if inst["state"] == "backoff":
-        assert svc["state"] == "crash-loop"
-        assert inst["last_exit"] == 1
-        assert inst["next_retry"] > time.time() - 1
-        assert "boom" in inst["reason"]
-    table = app.lsq("ps").stdout
-    assert "crash" in table and "last exit 1" in table or "running" in table
+    assert inst["state"] == "backoff" and inst["last_exit"] == 1
+    assert inst["next_retry"] > time.time() - 1
+    assert "exit code 1" in inst["reason"] and "boom" in inst["reason"]
+
+    def table() -> str:
+        out = app.lsq("ps").stdout
+        return out if "crash-loop" in out else ""
+
+    text = str(wait_for(table, 10, "crash-loop in lsq ps"))
+    assert "last exit 1" in text and "next retry in" in text
 
 
 @pytest.mark.parametrize("runs_for", [0, 2])
@@ -72,7 +81,7 @@ def test_max_restarts_is_honoured_exactly(app: App, runs_for: int) -> None:
     assert "max_restarts: 3" in inst["reason"] and "gave up after 3 restarts" in inst["reason"]
     assert inst["pid"] is None
     assert up.output().count("flaky-0: starting") == 4
-    logs = app.lsq("logs", "flaky").stdout
+    logs = app.logs("flaky", until="run")
     assert logs.count("| run") == 4
     assert instance_states(app.service("steady")) == ["running"]
 
@@ -116,3 +125,22 @@ def test_up_detached_exits_1_with_the_reason_when_startup_fails(app: App) -> Non
     assert "start-up failed" in result.stderr
     assert "exit code 3" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_up_detached_reports_a_crash_loop_without_waiting_for_the_deadline(app: App) -> None:
+    app.manifest("""
+        services:
+          crash:
+            command: echo "missing setting" >&2; exit 1
+            restart: {backoff: 0.2s, backoff_max: 0.5s}
+            startup_timeout: 120s
+    """)
+    started = time.monotonic()
+    result = app.lsq("up", "-d", "--timeout", "60", timeout=70)
+    elapsed = time.monotonic() - started
+    app.track_runtime()
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert elapsed < 20, f"up -d took {elapsed:.1f}s to report the crash loop"
+    assert "crash-0 keeps crashing (3 restarts" in result.stderr
+    assert "missing setting" in result.stderr

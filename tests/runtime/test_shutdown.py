@@ -319,3 +319,40 @@ def test_a_killed_runtime_leaves_no_children_and_its_stale_state_is_taken_over(a
     assert app.lsq("down").returncode == 0
     assert port_free(port)
     assert not any(alive(p) for p in children)
+
+
+def test_what_an_exited_service_left_behind_is_ended(app: App) -> None:
+    # The leader exits; a background child it started in its group would
+    # otherwise keep the port and the output pipe.
+    port = free_port()
+    app.write("server.py", SERVER)
+    app.manifest(f"""
+        services:
+          leaky:
+            command: PORT={port} {PY} server.py & echo $! > child.pid; sleep 1; exit 1
+            restart: "no"
+    """)
+    up = app.up()
+    up.wait_output("leaky-0: failed", timeout=15)
+    child = int((app.root / "child.pid").read_text())
+
+    wait_for(lambda: not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2], 8, "the background child to end")
+    assert port_free(port)
+    assert "exit code 1" in up.output()
+
+
+def test_a_second_up_for_the_same_app_is_refused(app: App) -> None:
+    app.manifest(f"""
+        services:
+          web:
+            command: [{PY}, -c, "import time; time.sleep(300)"]
+    """)
+    assert app.lsq("up", "-d", "--timeout", "20").returncode == 0
+    runtime = app.track_runtime()
+    assert runtime is not None
+
+    for args in (("up",), ("up", "-d")):
+        again = app.lsq(*args)
+        assert again.returncode == 1, args
+        assert f"already running (runtime pid {runtime.pid})" in again.stderr
+    assert alive(runtime)

@@ -64,7 +64,7 @@ def test_a_dependent_starts_only_after_its_dependency_is_healthy(app: App) -> No
     assert out.index("db listening") < out.index("db-0: running") < out.index("api-0: starting")
     assert "cannot reach db" not in out
     assert "api-0: backoff" not in out and "api-0: failed" not in out
-    assert "api connected to db" in app.lsq("logs", "api").stdout
+    assert "api connected to db" in app.logs("api", until="api connected")
     assert instance_states(app.service("api")) == ["running"]
     assert app.service("api")["instances"][0]["restarts"] == 0  # type: ignore[index]
 

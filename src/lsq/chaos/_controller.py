@@ -21,7 +21,6 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from lsq.chaos import _health
 from lsq.chaos._measure import Snapshot, snapshot, window
 from lsq.chaos._model import MAX_DURATION, Fault, parse_fault
 from lsq.errors import UsageError
@@ -49,9 +48,13 @@ class ChaosController:
         self._task: asyncio.Task[None] | None = None
         self._halt_base: Snapshot | None = None
         self._unlisten = runtime.listen(self._on_event)
-        _health.install(self)
 
-    # -- what the gateway feed reads -------------------------------------------------
+    # -- what the gateway feed and the supervisor read --------------------------------
+
+    def health_override(self, instance_id: str) -> str | None:
+        """Why `instance_id`'s health check must fail now, or None."""
+        fault = self.failing_health.get(instance_id)
+        return None if fault is None else f"health check failed on purpose (chaos fault {fault})"
 
     def faults_for(self, service: str) -> list[dict[str, Any]]:
         """Active HTTP-level faults of `service`, as the routing table carries them."""
@@ -252,4 +255,6 @@ class ChaosController:
         return f" for {left:.0f}s{halt}"
 
     def _event(self, fault: Fault, message: str) -> None:
-        self._runtime.event("chaos", message, fault.service, str(fault.match.get("replica", "")))
+        instance = str(fault.match.get("replica", ""))
+        self._runtime.event("chaos", message, fault.service, instance)
+        self._runtime.printer.line("lsq", f"chaos: {message}")

@@ -48,12 +48,13 @@ def _check_names(app: AppConfig, names: tuple[str, ...]) -> None:
 def _run_loop(coro):  # type: ignore[no-untyped-def]
     import asyncio
 
+    # Only the import may fall back: an ImportError raised while the
+    # coroutine runs must surface, not start the spent coroutine again.
     try:
         import uvloop
-
-        return uvloop.run(coro)
     except ImportError:
         return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 # -- up -----------------------------------------------------------------------------
@@ -124,13 +125,28 @@ def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | Non
             click.echo(f"lsq: {app.name} is up (runtime pid {proc.pid}) in {startup.get('seconds', '?')}s")
             _print_table(status)  # type: ignore[arg-type]
             return
-        if startup["state"] == "failed":
+        reason = startup["reason"] if startup["state"] == "failed" else _crash_loop(status)  # type: ignore[arg-type]
+        if reason:
             raise StartupFailed(
-                f"start-up failed: {startup['reason']}. The runtime keeps running: "
+                f"start-up failed: {reason}. The runtime keeps running: "
                 "inspect with `lsq ps` and `lsq logs`, stop it with `lsq down`"
             )
         time.sleep(0.05)
     raise StartupFailed(f"not up within {timeout or 600:g}s; inspect with `lsq ps`, stop with `lsq down`")
+
+
+CRASH_LOOP_RESTARTS = 3
+"""`lsq up -d` stops waiting once an instance has crashed this many times."""
+
+
+def _crash_loop(status: dict[str, object]) -> str | None:
+    # A service that crashes at every start would keep `up -d` waiting for
+    # the whole start-up deadline; a few restarts in a row are answer enough.
+    for svc in status["services"]:  # type: ignore[attr-defined]
+        for inst in svc["instances"]:
+            if inst["state"] == "backoff" and inst["restarts"] >= CRASH_LOOP_RESTARTS:
+                return f"{inst['id']} keeps crashing ({inst['restarts']} restarts; {inst['reason']})"
+    return None
 
 
 def _tail(path: Path, lines: int = 3) -> str:

@@ -13,7 +13,9 @@ from lsq.errors import RuntimeNotRunning
 
 
 @cli.command()
-@click.option("--open", "open_browser", is_flag=True, help="Open it in the default browser too.")
+@click.option(
+    "--open", "open_browser", is_flag=True, help="Open it in the default browser too."
+)
 @click.pass_obj
 def dashboard(ctx: Context, open_browser: bool) -> None:
     """Print the dashboard's URL (with the token, for one visit)."""
@@ -36,8 +38,20 @@ def dashboard(ctx: Context, open_browser: bool) -> None:
 
 
 @cli.command()
-@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between refreshes.")
-@click.option("-n", "--iterations", type=int, default=0, help="Stop after N refreshes (0: until Ctrl-C).")
+@click.option(
+    "--interval",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes.",
+)
+@click.option(
+    "-n",
+    "--iterations",
+    type=int,
+    default=0,
+    help="Stop after N refreshes (0: until Ctrl-C).",
+)
 @click.pass_obj
 def top(ctx: Context, interval: float, iterations: int) -> None:
     """Live table of services and replicas: state, restarts, CPU, memory, traffic."""
@@ -47,16 +61,18 @@ def top(ctx: Context, interval: float, iterations: int) -> None:
     app = _load(ctx)
     client = _client(app)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped: no terminal width to fit, do not squeeze
     interval = max(0.2, interval)
     try:
         if not console.is_terminal:
             # Piped: print one table per refresh instead of redrawing in place.
             for _ in _ticks(iterations or 1, interval):
-                console.print(_table(client.get("/ui/status")))  # type: ignore[arg-type]
+                console.print(_table(client.get("/ui/status")))
             return
         with Live(console=console, auto_refresh=False) as live:
             for _ in _ticks(iterations, interval):
-                live.update(_table(client.get("/ui/status")), refresh=True)  # type: ignore[arg-type]
+                live.update(_table(client.get("/ui/status")), refresh=True)
     finally:
         client.close()
 
@@ -70,30 +86,61 @@ def _ticks(count: int, interval: float) -> Any:
         n += 1
 
 
-_STYLE = {"running": "green", "healthy": "green", "crash-loop": "red", "backoff": "red",
-          "failed": "red", "unhealthy": "red", "stopped": "dim", "exited": "dim"}
+_STYLE = {
+    "running": "green",
+    "healthy": "green",
+    "crash-loop": "red",
+    "backoff": "red",
+    "failed": "red",
+    "unhealthy": "red",
+    "stopped": "dim",
+    "exited": "dim",
+}
 
 
 def _table(status: dict[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table(title=f"{status['app']}  (runtime pid {status['pid']})", expand=False)
-    for name, justify in (("service / replica", "left"), ("state", "left"), ("pid", "right"),
-                          ("uptime", "right"), ("restarts", "right"), ("cpu %", "right"),
-                          ("memory", "right"), ("req/s", "right"), ("err %", "right"),
-                          ("p95 ms", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for name, justify in (
+        ("service", "left"),
+        ("state", "left"),
+        ("pid", "right"),
+        ("uptime", "right"),
+        ("restarts", "right"),
+        ("cpu%", "right"),
+        ("memory", "right"),
+        ("req/s", "right"),
+        ("err%", "right"),
+        ("p95 ms", "right"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for svc in status["services"]:
         t = svc.get("traffic")
         table.add_row(
-            f"[bold]{svc['name']}[/]", _styled(svc["state"]), "", "", "", "", "",
-            _num(t[1]) if t else "", _num(t[2] * 100) if t else "", _num(t[4]) if t else "",
+            f"[bold]{svc['name']}[/]",
+            _styled(svc["state"]),
+            "",
+            "",
+            "",
+            "",
+            "",
+            _num(t[1]) if t else "",
+            _num(t[2] * 100) if t else "",
+            _num(t[4]) if t else "",
         )
         for inst in svc["instances"]:
             table.add_row(
-                f"  {inst['id']}", _styled(inst["state"]), str(inst["pid"] or ""),
-                _uptime(inst.get("uptime")), str(inst["restarts"]), _num(inst.get("cpu")),
-                _mem(inst.get("memory")), "", "", "",
+                f"  {inst['id']}",
+                _styled(inst["state"]),
+                str(inst["pid"] or ""),
+                _uptime(inst.get("uptime")),
+                str(inst["restarts"]),
+                _num(inst.get("cpu")),
+                _mem(inst.get("memory")),
+                "",
+                "",
+                "",
             )
     return table
 

@@ -148,8 +148,9 @@ async def serve(app: AppConfig, *, services: list[str] | None, printer: Printer)
     try:
         sup = runtime.build()
         runtime.provision(sup.with_dependencies(services) if services else list(app.services))
-        await runtime.start_gateway()
         api = ControlAPI(runtime, stop)
+        _mount_chaos(api, runtime)
+        await runtime.start_gateway()
         _mount_dashboard(api, runtime)
         server = HttpServer(api)
         port = await server.start("127.0.0.1", 0)
@@ -180,6 +181,19 @@ def _mount_dashboard(api: ControlAPI, runtime: Runtime) -> None:
         from lsq.dashboard import mount
     except ImportError:  # the dashboard package is optional in a minimal install
         return
+    mount(api, runtime)
+
+
+def _mount_chaos(api: ControlAPI, runtime: Runtime) -> None:
+    # Faults reach the gateway through the routing table and the supervisor
+    # through its health override; both hooks must be set before they start.
+    from lsq.chaos import ChaosController, mount
+
+    chaos = ChaosController(runtime)
+    runtime.chaos = chaos  # type: ignore[attr-defined]
+    runtime.fault_source = chaos.faults_for
+    assert runtime.sup is not None
+    runtime.sup.health_override = chaos.health_override
     mount(api, runtime)
 
 

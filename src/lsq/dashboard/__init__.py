@@ -16,4 +16,5 @@ __all__ = [
     "dashboard_url",
     "mount",
     "otlp_endpoint",
+    "parse_otlp",
 ]

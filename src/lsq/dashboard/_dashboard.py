@@ -15,7 +15,9 @@ service's logs reach the page in batches.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hmac
+import io
 import json
 import mimetypes
 import secrets
@@ -43,6 +45,7 @@ _STREAM_BATCH = 2000
 _PROCESS_EVERY = 2.0
 _TRAFFIC_EVERY = 1.0
 _KEEPALIVE = 15.0
+_MAX_OTLP = 16 << 20
 
 _mounted: weakref.WeakKeyDictionary[Runtime, Dashboard] = weakref.WeakKeyDictionary()
 
@@ -56,7 +59,9 @@ def otlp_endpoint(runtime: Runtime) -> str:
     """`OTEL_EXPORTER_OTLP_ENDPOINT` for the services of this runtime."""
     dash = _mounted.get(runtime)
     if dash is None or dash.api.guard is None:
-        raise LsqError("the OTLP receiver is not listening yet; call otlp_endpoint after the control API started")
+        raise LsqError(
+            "the OTLP receiver is not listening yet; call otlp_endpoint after the control API started"
+        )
     return f"http://127.0.0.1:{dash.api.guard.port}/otlp/{dash.otlp_secret}"
 
 
@@ -117,15 +122,19 @@ class Dashboard:
                 await step()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a failed sample must not end sampling
+            except Exception as exc:  # noqa: BLE001 - a failed sample must not end sampling
                 self.runtime.printer.note(f"dashboard: sampling failed: {exc!r}")
             await asyncio.sleep(seconds)
 
     async def _sample_processes(self) -> None:
         if self.runtime.sup is None:
             return
-        pids = {int(i["pid"]) for s in self.runtime.sup.snapshot()
-                for i in s["instances"] if i.get("pid")}  # type: ignore[attr-defined]
+        pids = {
+            r.instance.pid
+            for unit in self.runtime.sup.units.values()
+            for r in unit.replicas
+            if r.instance.pid
+        }
         self.procs.sample(pids)
         self._status = None
         self.traces.flush()
@@ -150,12 +159,16 @@ class Dashboard:
                 used = self.procs.usage.get(inst["pid"]) if inst.get("pid") else None
                 inst["cpu"], inst["memory"] = used if used else (None, None)
                 started = inst.get("started_at")
-                inst["uptime"] = round(now - started, 1) if started and inst.get("pid") else None
+                inst["uptime"] = (
+                    round(now - started, 1) if started and inst.get("pid") else None
+                )
             series = self.traffic.services.get(svc["name"])
-            svc["traffic"] = series.latest if series else None
+            svc["traffic"] = series.recent() if series else None
             svc["depends_on"] = list(self.runtime.app.services[svc["name"]].depends_on)
         status["gateway"] = getattr(self.runtime, "gateway", None) is not None
-        status["otlp_endpoint"] = otlp_endpoint(self.runtime) if self.api.guard else None
+        status["otlp_endpoint"] = (
+            otlp_endpoint(self.runtime) if self.api.guard else None
+        )
         status["now"] = now
         self._status = status
         self.status_version += 1
@@ -184,12 +197,20 @@ class Dashboard:
         if token:
             if not hmac.compare_digest(token, guard.token):
                 return _html(401, _NO_TOKEN)
-            cookie = f"{cookie_name(guard.port)}={token}; HttpOnly; SameSite=Strict; Path=/"
-            return Response(302, b"", "text/plain", {"Location": "/", "Set-Cookie": cookie})
+            cookie = (
+                f"{cookie_name(guard.port)}={token}; HttpOnly; SameSite=Strict; Path=/"
+            )
+            return Response(
+                302, b"", "text/plain", {"Location": "/", "Set-Cookie": cookie}
+            )
         if not guard.token_ok(request):
             return _html(401, _NO_TOKEN)
-        return Response(200, _asset("index.html"), "text/html; charset=utf-8",
-                        {"Content-Security-Policy": _CSP, "X-Frame-Options": "DENY"})
+        return Response(
+            200,
+            _asset("index.html"),
+            "text/html; charset=utf-8",
+            {"Content-Security-Policy": _CSP, "X-Frame-Options": "DENY"},
+        )
 
     async def static(self, request: Request) -> Response:
         name = request.params["name"]
@@ -209,38 +230,57 @@ class Dashboard:
         except ValueError:
             return Response.error(400, "before and limit must be whole numbers")
         began = time.perf_counter()
-        lines = self.logs.search(query=request.arg("q"), services=services,
-                                 level=request.arg("level"), before=before, limit=limit)
-        return Response.json({
-            "lines": [line.to_json() for line in lines],
-            "last_seq": self.logs.last_seq,
-            "searched": len(self.logs),
-            "ms": round((time.perf_counter() - began) * 1000, 3),
-        })
+        lines = self.logs.search(
+            query=request.arg("q"),
+            services=services,
+            level=request.arg("level"),
+            before=before,
+            limit=limit,
+        )
+        return Response.json(
+            {
+                "lines": [line.to_json() for line in lines],
+                "last_seq": self.logs.last_seq,
+                "searched": len(self.logs),
+                "ms": round((time.perf_counter() - began) * 1000, 3),
+            }
+        )
 
     async def get_traffic(self, request: Request) -> Response:
         since = float(request.arg("since", "0") or 0)
-        return Response.json({
-            "gateway": getattr(self.runtime, "gateway", None) is not None,
-            "services": self.traffic.series(since),
-            "edges": self.traffic.edge_rates(),
-        })
+        return Response.json(
+            {
+                "gateway": getattr(self.runtime, "gateway", None) is not None,
+                "services": self.traffic.series(since),
+                "edges": self.traffic.edge_rates(),
+            }
+        )
 
     async def get_topology(self, request: Request) -> Response:
         return Response.json(topology(self.runtime, self.status(), self.traffic))
 
     async def get_traces(self, request: Request) -> Response:
         limit = min(int(request.arg("limit", "100") or 100), 1000)
-        return Response.json({"traces": self.traces.summaries(service=request.arg("service"), limit=limit),
-                              "spans": len(self.traces)})
+        return Response.json(
+            {
+                "traces": self.traces.summaries(
+                    service=request.arg("service"), limit=limit
+                ),
+                "spans": len(self.traces),
+            }
+        )
 
     async def get_trace(self, request: Request) -> Response:
         trace_id = request.params["trace_id"]
         spans = self.traces.trace(trace_id)
         if not spans:
-            return Response.error(404, f"no trace {trace_id!r} among the last {len(self.traces)} spans")
+            return Response.error(
+                404, f"no trace {trace_id!r} among the last {len(self.traces)} spans"
+            )
         logs = [line.to_json() for line in self.logs.by_trace(trace_id)]
-        return Response.json({"trace_id": trace_id.lower(), "spans": spans, "logs": logs})
+        return Response.json(
+            {"trace_id": trace_id.lower(), "spans": spans, "logs": logs}
+        )
 
     async def metrics(self, request: Request) -> Response:
         cumulative = {n: s.cumulative for n, s in self.traffic.services.items()}
@@ -253,9 +293,10 @@ class Dashboard:
         content_type = request.headers.get("content-type", "application/x-protobuf")
         if request.params["signal"] == "traces":
             try:
-                self.traces.add(parse_otlp(request.body, content_type))
+                body = _decoded(request)
+                self.traces.add(parse_otlp(body, content_type))
             except ControlError as exc:
-                return Response.error(400, str(exc))
+                return Response.error(exc.status or 400, str(exc))
         elif request.params["signal"] not in ("metrics", "logs"):
             return Response.error(404, f"no OTLP signal {request.params['signal']!r}")
         # Metrics and logs are accepted and dropped, so SDKs that export
@@ -284,20 +325,35 @@ class Dashboard:
             if self.status_version != status_seen:
                 status_seen = self.status_version
                 chunks.append(_sse("status", status))
-            new_events = [e for e in self.events if e["seq"] > event_seq]  # type: ignore[operator]
-            if new_events:
+            if self._event_seq > event_seq:
+                new_events = [e for e in self.events if e["seq"] > event_seq]  # type: ignore[operator]
                 event_seq = self._event_seq
                 chunks.append(_sse("events", new_events))
             lines = self.logs.after(log_seq, _STREAM_BATCH)
             if lines:
                 skipped = lines[0].seq - log_seq - 1
                 log_seq = lines[-1].seq
-                chunks.append(_sse("logs", {"skipped": skipped, "lines": [ln.to_json() for ln in lines]}))
+                chunks.append(
+                    _sse(
+                        "logs",
+                        {"skipped": skipped, "lines": [ln.to_json() for ln in lines]},
+                    )
+                )
             if self.traffic.last_sample > traffic_seen:
                 traffic_seen = self.traffic.last_sample
-                chunks.append(_sse("traffic", {
-                    "points": {n: s.latest for n, s in self.traffic.services.items() if s.latest},
-                    "edges": self.traffic.edge_rates()}))
+                chunks.append(
+                    _sse(
+                        "traffic",
+                        {
+                            "points": {
+                                n: s.latest
+                                for n, s in self.traffic.services.items()
+                                if s.latest
+                            },
+                            "edges": self.traffic.edge_rates(),
+                        },
+                    )
+                )
             if chunks:
                 quiet_since = time.monotonic()
                 yield b"".join(chunks)
@@ -307,7 +363,9 @@ class Dashboard:
             await asyncio.sleep(_STREAM_TICK)
 
 
-def topology(runtime: Runtime, status: dict[str, Any], traffic: TrafficBook) -> dict[str, Any]:
+def topology(
+    runtime: Runtime, status: dict[str, Any], traffic: TrafficBook
+) -> dict[str, Any]:
     """Nodes (services, with state and a layer for layout) and edges caller → callee."""
     order = runtime.app.dependency_order()
     layer: dict[str, int] = {}
@@ -316,16 +374,55 @@ def topology(runtime: Runtime, status: dict[str, Any], traffic: TrafficBook) -> 
         layer[name] = 1 + max((layer.get(d, 0) for d in deps), default=-1)
     states = {s["name"]: s["state"] for s in status["services"]}
     rates = {(e["from"], e["to"]): e for e in traffic.edge_rates()}
-    edges = [{"from": n, "to": d, "declared": True, **_rate(rates.pop((n, d), None))}
-             for n in order for d in runtime.app.services[n].depends_on]
-    edges += [{"from": a, "to": b, "declared": False, **_rate(e)} for (a, b), e in rates.items()]
-    nodes = [{"name": n, "layer": layer.get(n, 0), "state": states.get(n, "unknown"),
-              "external": bool(runtime.app.services[n].external)} for n in order]
+    edges = [
+        {"from": n, "to": d, "declared": True, **_rate(rates.pop((n, d), None))}
+        for n in order
+        for d in runtime.app.services[n].depends_on
+    ]
+    edges += [
+        {"from": a, "to": b, "declared": False, **_rate(e)}
+        for (a, b), e in rates.items()
+    ]
+    nodes = [
+        {
+            "name": n,
+            "layer": layer.get(n, 0),
+            "state": states.get(n, "unknown"),
+            "external": bool(runtime.app.services[n].external),
+        }
+        for n in order
+    ]
     return {"nodes": nodes, "edges": edges}
 
 
 def _rate(edge: dict[str, Any] | None) -> dict[str, Any]:
-    return {"rps": edge["rps"], "error_rate": edge["error_rate"]} if edge else {"rps": None, "error_rate": None}
+    return (
+        {"rps": edge["rps"], "error_rate": edge["error_rate"]}
+        if edge
+        else {"rps": None, "error_rate": None}
+    )
+
+
+def _decoded(request: Request) -> bytes:
+    """The body, gunzipped if the exporter compressed it (bounded like the body)."""
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding in ("", "identity"):
+        return request.body
+    if encoding != "gzip":
+        raise ControlError(
+            f"OTLP body: content-encoding {encoding!r} not supported; use gzip or none",
+            status=415,
+        )
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(request.body)) as file:
+            data = file.read(_MAX_OTLP + 1)
+    except (OSError, EOFError) as exc:
+        raise ControlError(f"OTLP body: bad gzip data: {exc}", status=400) from exc
+    if len(data) > _MAX_OTLP:
+        raise ControlError(
+            f"OTLP body: over {_MAX_OTLP >> 20} MB once unzipped", status=413
+        )
+    return data
 
 
 def _sse(kind: str, data: object) -> bytes:
@@ -340,10 +437,14 @@ def _html(status: int, body: str) -> Response:
     return Response(status, body.encode(), "text/html; charset=utf-8")
 
 
-_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-_NO_TOKEN = ("<!doctype html><title>LSQ</title><p>This dashboard needs the token. "
-             "Run <code>lsq dashboard</code> in the app folder and open the URL it prints.</p>")
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_NO_TOKEN = (
+    "<!doctype html><title>LSQ</title><p>This dashboard needs the token. "
+    "Run <code>lsq dashboard</code> in the app folder and open the URL it prints.</p>"
+)
 
 
 def mount(api: ControlAPI, runtime: Runtime) -> Dashboard:

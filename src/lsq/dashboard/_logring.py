@@ -15,11 +15,21 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-_LEVEL_WORD = re.compile(r"\b(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL|CRITICAL)\b", re.I)
+_LEVEL_WORD = re.compile(
+    r"\b(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL|CRITICAL)\b", re.IGNORECASE
+)
 _LEVELS = {
-    "trace": "debug", "debug": "debug", "info": "info", "notice": "info",
-    "warn": "warn", "warning": "warn", "error": "error", "err": "error",
-    "fatal": "error", "critical": "error", "panic": "error",
+    "trace": "debug",
+    "debug": "debug",
+    "info": "info",
+    "notice": "info",
+    "warn": "warn",
+    "warning": "warn",
+    "error": "error",
+    "err": "error",
+    "fatal": "error",
+    "critical": "error",
+    "panic": "error",
 }
 _LEVEL_KEYS = ("level", "severity", "levelname", "lvl")
 _TRACE_KEYS = ("trace_id", "traceId", "trace.id")
@@ -39,9 +49,13 @@ class LogLine:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "seq": self.seq, "ts": self.ts, "service": self.service,
-            "instance": self.instance, "stream": self.stream,
-            "line": self.text, "level": self.level,
+            "seq": self.seq,
+            "ts": self.ts,
+            "service": self.service,
+            "instance": self.instance,
+            "stream": self.stream,
+            "line": self.text,
+            "level": self.level,
         }
         if self.fields is not None:
             data["fields"] = self.fields
@@ -62,7 +76,11 @@ def classify(text: str, stream: str) -> tuple[str, dict[str, Any] | None, str]:
         raw = next((fields[k] for k in _LEVEL_KEYS if k in fields), "")
         level = _LEVELS.get(str(raw).lower(), "")
         trace = next((str(fields[k]) for k in _TRACE_KEYS if k in fields), "")
-        return level or ("error" if stream == "stderr" else "info"), fields, trace.lower()
+        return (
+            level or ("error" if stream == "stderr" else "info"),
+            fields,
+            trace.lower(),
+        )
     found = _LEVEL_WORD.search(text[:120])
     if found:
         return _LEVELS[found.group(1).lower()], None, ""
@@ -81,11 +99,19 @@ class LogRing:
         stream = str(record.get("stream", "stdout"))
         level, fields, trace = classify(text, stream)
         self.last_seq += 1
-        self._lines.append(LogLine(
-            self.last_seq, float(record.get("ts", 0.0)),  # type: ignore[arg-type]
-            str(record.get("service", "")), str(record.get("instance", "")),
-            stream, text, level, fields, trace,
-        ))
+        self._lines.append(
+            LogLine(
+                self.last_seq,
+                float(record.get("ts", 0.0)),  # type: ignore[arg-type]
+                str(record.get("service", "")),
+                str(record.get("instance", "")),
+                stream,
+                text,
+                level,
+                fields,
+                trace,
+            )
+        )
 
     def __len__(self) -> int:
         return len(self._lines)

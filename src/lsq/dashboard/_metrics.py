@@ -28,16 +28,38 @@ class _Collector:
 
 def _instance_metrics(status: dict[str, Any]) -> Iterator[Metric]:
     labels = ["service", "instance"]
-    up = GaugeMetricFamily("lsq_instance_up", "1 when the instance is running and healthy.", labels=labels)
-    state = GaugeMetricFamily("lsq_instance_state", "1 for the instance's current state.", labels=[*labels, "state"])
-    restarts = CounterMetricFamily("lsq_instance_restarts", "Restarts of the instance.", labels=labels)
-    uptime = GaugeMetricFamily("lsq_instance_uptime_seconds", "Seconds since the instance started.", labels=labels)
-    cpu = GaugeMetricFamily("lsq_instance_cpu_percent", "CPU use of the instance process, % of one core.", labels=labels)
-    mem = GaugeMetricFamily("lsq_instance_memory_bytes", "Resident memory of the instance process.", labels=labels)
+    up = GaugeMetricFamily(
+        "lsq_instance_up", "1 when the instance is running and healthy.", labels=labels
+    )
+    state = GaugeMetricFamily(
+        "lsq_instance_state",
+        "1 for the instance's current state.",
+        labels=[*labels, "state"],
+    )
+    restarts = CounterMetricFamily(
+        "lsq_instance_restarts", "Restarts of the instance.", labels=labels
+    )
+    uptime = GaugeMetricFamily(
+        "lsq_instance_uptime_seconds",
+        "Seconds since the instance started.",
+        labels=labels,
+    )
+    cpu = GaugeMetricFamily(
+        "lsq_instance_cpu_percent",
+        "CPU use of the instance process, % of one core.",
+        labels=labels,
+    )
+    mem = GaugeMetricFamily(
+        "lsq_instance_memory_bytes",
+        "Resident memory of the instance process.",
+        labels=labels,
+    )
     for svc in status.get("services", []):
         for inst in svc.get("instances", []):
             key = [str(svc["name"]), str(inst["id"])]
-            up.add_metric(key, 1.0 if inst["state"] == "running" and inst.get("healthy") else 0.0)
+            up.add_metric(
+                key, 1.0 if inst["state"] == "running" and inst.get("healthy") else 0.0
+            )
             state.add_metric([*key, str(inst["state"])], 1.0)
             restarts.add_metric(key, float(inst.get("restarts") or 0))
             uptime.add_metric(key, float(inst.get("uptime") or 0.0))
@@ -50,10 +72,16 @@ def _instance_metrics(status: dict[str, Any]) -> Iterator[Metric]:
 def _gateway_metrics(cumulative: dict[str, Any]) -> Iterator[Metric]:
     if not cumulative:
         return
-    requests = CounterMetricFamily("lsq_gateway_requests", "Requests through the gateway.", labels=["service"])
-    errors = CounterMetricFamily("lsq_gateway_errors", "Failed requests by class.", labels=["service", "class"])
+    requests = CounterMetricFamily(
+        "lsq_gateway_requests", "Requests through the gateway.", labels=["service"]
+    )
+    errors = CounterMetricFamily(
+        "lsq_gateway_errors", "Failed requests by class.", labels=["service", "class"]
+    )
     latency = HistogramMetricFamily(
-        "lsq_gateway_request_duration_milliseconds", "Request latency at the gateway.", labels=["service"]
+        "lsq_gateway_request_duration_milliseconds",
+        "Request latency at the gateway.",
+        labels=["service"],
     )
     for name, dump in cumulative.items():
         requests.add_metric([name], float(dump.get("requests", 0)))
@@ -72,5 +100,5 @@ def _gateway_metrics(cumulative: dict[str, Any]) -> Iterator[Metric]:
 
 def render(services: Snapshot, traffic: Snapshot) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(services, traffic))  # type: ignore[arg-type]
+    registry.register(_Collector(services, traffic))
     return generate_latest(registry)

@@ -87,11 +87,30 @@ class TrafficSeries:
         delta = [a - (old[i] if i < len(old) else 0) for i, a in enumerate(hist)]
         bounds = (dump.get("histogram") or {}).get("bounds_ms") or []
         span = max(t - last_t, 1e-3)
-        self.points.append([
-            round(t, 3), round(requests / span, 3),
-            round(errors / requests, 4) if requests > 0 else 0.0,
-            *(_percentile(delta, bounds, q) if bounds else None for q in (0.5, 0.95, 0.99)),
-        ])
+        self.points.append(
+            [
+                round(t, 3),
+                round(requests / span, 3),
+                round(errors / requests, 4) if requests > 0 else 0.0,
+                *(
+                    _percentile(delta, bounds, q) if bounds else None
+                    for q in (0.5, 0.95, 0.99)
+                ),
+            ]
+        )
+
+    def recent(self, seconds: int = 5) -> list[Any] | None:
+        """The last `seconds` points as one: mean rate, error share over
+        all their requests, and the newest latencies seen."""
+        points = list(self.points)[-seconds:]
+        if not points:
+            return None
+        rate = sum(p[1] for p in points) / len(points)
+        errors = sum(p[1] * p[2] for p in points)
+        seen = [p for p in points if p[3] is not None]
+        latency = seen[-1][3:] if seen else [None, None, None]
+        share = errors / (rate * len(points)) if rate > 0 else 0.0
+        return [points[-1][0], round(rate, 3), round(share, 4), *latency]
 
     @property
     def latest(self) -> list[Any] | None:
@@ -122,16 +141,22 @@ class TrafficBook:
 
     def series(self, since: float = 0.0) -> dict[str, list[list[Any]]]:
         return {
-            name: [p for p in s.points if p[0] > since] for name, s in self.services.items()
+            name: [p for p in s.points if p[0] > since]
+            for name, s in self.services.items()
         }
 
     def edge_rates(self) -> list[dict[str, Any]]:
         out = []
         for (src, dst), series in self.edges.items():
             latest = series.latest
-            out.append({"from": src, "to": dst,
-                        "rps": latest[1] if latest else 0.0,
-                        "error_rate": latest[2] if latest else 0.0})
+            out.append(
+                {
+                    "from": src,
+                    "to": dst,
+                    "rps": latest[1] if latest else 0.0,
+                    "error_rate": latest[2] if latest else 0.0,
+                }
+            )
         return out
 
 

@@ -18,7 +18,14 @@ from typing import IO, Any
 
 from lsq.errors import ControlError
 
-_KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+_KINDS = {
+    0: "unspecified",
+    1: "internal",
+    2: "server",
+    3: "client",
+    4: "producer",
+    5: "consumer",
+}
 _MAX_ATTRS = 32
 
 
@@ -31,9 +38,13 @@ def parse_otlp(body: bytes, content_type: str) -> list[Span]:
         try:
             data = json.loads(body or b"{}")
         except ValueError as exc:
-            raise ControlError(f"OTLP JSON body is not JSON: {exc}", status=400) from exc
+            raise ControlError(
+                f"OTLP JSON body is not JSON: {exc}", status=400
+            ) from exc
         if not isinstance(data, dict):
-            raise ControlError("OTLP JSON body: expected an object with resourceSpans", status=400)
+            raise ControlError(
+                "OTLP JSON body: expected an object with resourceSpans", status=400
+            )
         return _spans_from_json(data)
     return _spans_from_protobuf(body)
 
@@ -49,7 +60,9 @@ def _spans_from_protobuf(body: bytes) -> list[Span]:
     try:
         request.ParseFromString(body)
     except DecodeError as exc:
-        raise ControlError(f"OTLP protobuf body could not be decoded: {exc}", status=400) from exc
+        raise ControlError(
+            f"OTLP protobuf body could not be decoded: {exc}", status=400
+        ) from exc
     # MessageToDict gives the OTLP JSON mapping, except that ids come out
     # base64 rather than hex; `_id` accepts both.
     return _spans_from_json(MessageToDict(request))
@@ -194,7 +207,7 @@ class TraceStore:
 
     def _open(self) -> None:
         assert self._path is not None
-        self._file = open(self._path, "ab")
+        self._file = open(self._path, "ab")  # noqa: SIM115 - open until close()
         self._size = self._file.tell()
 
     def _write(self, span: Span) -> None:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import random
 import ssl
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from lsq.gateway._faults import Fault
+from lsq.gateway._policy import Policy, RetryBudget
 from lsq.gateway._stats import Counters
 
 if TYPE_CHECKING:
     from lsq.gateway._proxy import Upstream
+
+CLOSED, OPEN, HALF_OPEN = 0, 1, 2
+BREAKER_NAMES = {CLOSED: "closed", OPEN: "open", HALF_OPEN: "half-open"}
+_EWMA_TAU = 10.0  # seconds for a fast sample to replace a slow one
 
 
 class BackendState:
@@ -20,15 +27,23 @@ class BackendState:
         "active",
         "base_path",
         "counters",
+        "ejected_until",
+        "ejections",
+        "ewma",
+        "ewma_at",
+        "fails",
         "host",
         "host_header",
         "id",
         "idle",
+        "pid",
         "port",
         "retired",
         "server_hostname",
         "ssl",
         "weight",
+        "win_fail",
+        "win_total",
     )
 
     def __init__(self, id: str, host: str, port: int, weight: int) -> None:
@@ -36,6 +51,7 @@ class BackendState:
         self.host = host
         self.port = port
         self.weight = weight
+        self.pid: int | None = None
         self.active = 0  # requests in flight from this worker
         self.idle: list[Upstream] = []  # pooled keep-alive connections, LIFO
         self.retired = False
@@ -44,6 +60,22 @@ class BackendState:
         self.server_hostname: str | None = None
         self.host_header: bytes | None = None  # replaces Host for externals
         self.base_path = b""
+        self.fails = 0  # consecutive failures
+        self.ejected_until = 0.0  # loop time; 0 = in service
+        self.ejections = 0
+        self.ewma = 0.0  # peak-EWMA latency, ms
+        self.ewma_at = 0.0
+        self.win_total = 0  # requests and failures in the outlier window
+        self.win_fail = 0
+
+    def observe(self, ms: float, now: float) -> None:
+        """Peak-EWMA: a slower sample counts at once, faster ones decay in."""
+        if ms >= self.ewma:
+            self.ewma = ms
+        else:
+            weight = math.exp(-(now - self.ewma_at) / _EWMA_TAU)
+            self.ewma = self.ewma * weight + ms * (1.0 - weight)
+        self.ewma_at = now
 
     def take_idle(self) -> Upstream | None:
         """A pooled connection that has not been closed by the backend."""
@@ -78,29 +110,78 @@ def external_backend(url: str) -> BackendState:
 
 
 class ServiceState:
-    """One service in a worker: its backends and counters."""
+    """One service in a worker: its backends, policy, faults and breaker."""
 
-    __slots__ = ("backends", "counters", "external", "name")
+    __slots__ = (
+        "backends",
+        "breaker",
+        "breaker_cause",
+        "breaker_since",
+        "budget",
+        "counters",
+        "external",
+        "faults",
+        "guarded",
+        "name",
+        "policy",
+        "probe_at",
+        "probing",
+        "routes",
+        "weighted",
+    )
 
-    def __init__(self, name: str, counters: Counters) -> None:
+    def __init__(self, name: str, counters: Counters, policy: Policy) -> None:
         self.name = name
         self.backends: list[BackendState] = []
         self.counters = counters
         self.external = False
+        self.policy = policy
+        self.routes: tuple[tuple[bytes, Policy], ...] = ()
+        self.faults: tuple[Fault, ...] = ()
+        self.budget = RetryBudget(policy.budget_ratio, policy.budget_per_s)
+        self.breaker = CLOSED
+        self.breaker_since = 0.0
+        self.breaker_cause = ""
+        self.probing = False
+        self.probe_at = 0.0
+        self.guarded = False  # breaker not closed or faults present: slow path
+        self.weighted = False  # backends differ in weight
 
-    def pick(self, exclude: tuple[BackendState, ...]) -> BackendState | None:
-        """Least outstanding requests per weight; ties broken at random."""
-        best: BackendState | None = None
-        best_score = 0.0
-        ties = 0
-        for backend in self.backends:
-            if backend.weight <= 0 or backend in exclude:
-                continue
-            score = backend.active / backend.weight
-            if best is None or score < best_score:
-                best, best_score, ties = backend, score, 1
-            elif score == best_score:
-                ties += 1
-                if random.random() * ties < 1.0:
-                    best = backend
-        return best
+    def policy_for(self, path: bytes) -> Policy:
+        for prefix, policy in self.routes:
+            if path.startswith(prefix):
+                return policy
+        return self.policy
+
+    def refresh(self) -> None:
+        """Recompute the flags the hot path reads after a state change."""
+        self.guarded = bool(self.faults) or self.breaker != CLOSED
+        self.weighted = len({b.weight for b in self.backends}) > 1
+
+    def pick(self, exclude: tuple[BackendState, ...], now: float) -> BackendState | None:
+        """Two random choices (by weight), the lower peak-EWMA load wins."""
+        backends = self.backends
+        if len(backends) == 1 and not exclude:
+            only = backends[0]
+            return only if only.weight > 0 and only.ejected_until <= now else None
+        ready = [
+            b
+            for b in backends
+            if b.weight > 0 and b.ejected_until <= now and b not in exclude
+        ]
+        if len(ready) <= 1:
+            return ready[0] if ready else None
+        if self.weighted:
+            weights = [b.weight for b in ready]
+            first, second = random.choices(ready, weights, k=2)
+        else:
+            first, second = random.sample(ready, 2)
+        # Within 1.5x counts as a tie, so that weights decide the split
+        # between replicas that are equally good.
+        if _load(second) * 1.5 < _load(first):
+            return second
+        return first
+
+
+def _load(backend: BackendState) -> float:
+    return (backend.ewma + 0.1) * (backend.active + 1)

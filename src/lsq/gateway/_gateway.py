@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
 import os
 import socket
 import sys
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lsq.errors import ServiceError
+from lsq.errors import GatewayError
 from lsq.gateway._stats import merge, summarize
-from lsq.gateway._table import RoutingTable, ServiceEntry
+from lsq.gateway._outlier import EVENTS_KEPT
+from lsq.gateway._table import RoutingTable
 from lsq.manifest._schema import Gateway as GatewaySettings
 
 log = logging.getLogger("lsq.gateway")
 
 _STOP_GRACE = 5.0
+_ASK_TIMEOUT = 10.0  # a worker that does not answer sync/stats in this long is skipped
+_BREAKER_RANK = {"closed": 0, "half-open": 1, "open": 2}
 
 
 class _Worker:
@@ -37,21 +42,27 @@ class _Worker:
         self.writer = writer
         self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.task: asyncio.Task[None] | None = None
+        self.alive = True
+        self.seen_seq = 0  # the last of this worker's events already merged
 
     def send(self, msg: dict[str, Any]) -> None:
-        if not self.writer.is_closing():
+        if self.alive and not self.writer.is_closing():
             self.writer.write(json.dumps(msg).encode() + b"\n")
 
     async def read_replies(self) -> None:
-        while line := await self.reader.readline():
-            msg = json.loads(line)
-            future = self.waiting.pop(msg["id"], None)
-            if future is not None and not future.done():
-                future.set_result(msg)
+        try:
+            while line := await self.reader.readline():
+                msg = json.loads(line)
+                future = self.waiting.pop(msg["id"], None)
+                if future is not None and not future.done():
+                    future.set_result(msg)
+        except ConnectionError:
+            pass
+        self.alive = False
         for future in self.waiting.values():
             if not future.done():
                 future.set_exception(
-                    ServiceError(
+                    GatewayError(
                         f"gateway worker {self.proc.pid} exited while answering; "
                         "see the runtime log for its last words"
                     )
@@ -77,6 +88,9 @@ class Gateway:
         self._reserved: dict[str, socket.socket] = {}  # service or "" (ingress)
         self._ports: dict[str, int] = {}
         self._started = False
+        self._events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
+        self._seq = 0
+        self._watchers: set[asyncio.Task[None]] = set()
 
     @property
     def ports(self) -> Mapping[str, int]:
@@ -87,12 +101,19 @@ class Gateway:
     def ingress_port(self) -> int | None:
         return self._ports.get("")
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """Pids of the worker processes now running (a restarted one has a new pid)."""
+        return [w.proc.pid for w in self._workers if w.alive]
+
     async def start(self) -> None:
         """Start the workers; returns once every listener is bound."""
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for index in range(self.settings.workers):
             self._workers.append(await self._spawn(index))
+        for worker in self._workers:
+            self._watch(worker)
         self._started = True
         self._broadcast({"op": "table", "table": self._table.to_json()})
         await self.wait_applied()
@@ -110,27 +131,62 @@ class Gateway:
         await self._ask_all({"op": "sync"})
 
     async def stats(self) -> dict[str, Any]:
-        """Counters of all workers, merged: per service and per replica."""
-        replies = await self._ask_all({"op": "stats"})
+        """Counters of all workers, merged: per service and per replica.
+
+        Also the breaker per service, ejection state per replica, retries,
+        fault hits and the recent `events` (each with a `seq` that only
+        grows). A worker that is down (being restarted) is left out.
+        """
+        asked = [w for w in self._workers if w.alive]
+        replies = await self._ask(asked, lambda w: {"op": "stats", "since": w.seen_seq})
         services: dict[str, dict[str, Any]] = {}
         replicas: dict[str, dict[str, Any]] = {}
-        active: dict[str, int] = {}
-        for reply in replies:
+        extra: dict[str, dict[str, Any]] = {}
+        breakers: dict[str, dict[str, Any]] = {}
+        retries: dict[str, int] = {}
+        hits: dict[str, int] = {}
+        for worker, reply in zip(asked, replies, strict=True):
+            if reply is None:
+                continue
             data = reply["data"]
             for name, dump in data["services"].items():
                 merge(services.setdefault(name, {}), dump)
             for rid, dump in data["replicas"].items():
                 merge(replicas.setdefault(rid, {}), dump)
-                active[rid] = active.get(rid, 0) + dump.get("active", 0)
+                _merge_replica(extra.setdefault(rid, {}), dump)
+            for name, breaker in data.get("breakers", {}).items():
+                if _BREAKER_RANK[breaker["state"]] >= _BREAKER_RANK[
+                    breakers.get(name, {}).get("state", "closed")
+                ]:
+                    breakers[name] = breaker
+            _add(retries, data.get("retries", {}))
+            _add(hits, data.get("fault_hits", {}))
+            self._take_events(worker, data.get("events", []))
+        closed = {"state": "closed", "since": None, "cause": ""}
         return {
-            "services": {n: summarize(s) for n, s in services.items()},
-            "replicas": {
-                r: dict(summarize(s), active=active[r]) for r, s in replicas.items()
+            "services": {
+                n: dict(summarize(s), breaker=breakers.get(n, closed), retries=retries.get(n, 0))
+                for n, s in services.items()
             },
+            "replicas": {r: dict(summarize(s), **extra[r]) for r, s in replicas.items()},
+            "fault_hits": hits,
+            "events": list(self._events),
         }
+
+    def _take_events(self, worker: _Worker, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            if event["seq"] <= worker.seen_seq:
+                continue
+            worker.seen_seq = event["seq"]
+            self._seq += 1
+            self._events.append(dict(event, seq=self._seq))
 
     async def stop(self) -> None:
         """Close the listeners, end the workers and wait for them."""
+        self._started = False
+        for task in self._watchers:
+            task.cancel()
+        self._watchers.clear()
         for worker in self._workers:
             worker.send({"op": "stop"})
             worker.writer.close()
@@ -192,16 +248,52 @@ class Gateway:
         for worker in self._workers:
             worker.send(msg)
 
-    async def _ask_all(self, msg: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _ask_all(self, msg: dict[str, Any]) -> list[dict[str, Any] | None]:
+        return await self._ask([w for w in self._workers if w.alive], lambda w: msg)
+
+    async def _ask(
+        self, workers: list[_Worker], make: Any
+    ) -> list[dict[str, Any] | None]:
+        """Ask each worker; None for one that died or did not answer in time."""
         loop = asyncio.get_running_loop()
         futures = []
-        for worker in self._workers:
+        for worker in workers:
             ident = next(self._ids)
             future: asyncio.Future[dict[str, Any]] = loop.create_future()
             worker.waiting[ident] = future
-            worker.send(dict(msg, id=ident))
-            futures.append(future)
-        return list(await asyncio.gather(*futures))
+            worker.send(dict(make(worker), id=ident))
+            futures.append(asyncio.wait_for(future, _ASK_TIMEOUT))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return [r if isinstance(r, dict) else None for r in results]
+
+    def _watch(self, worker: _Worker) -> None:
+        task = asyncio.get_running_loop().create_task(self._restart_when_dead(worker))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _restart_when_dead(self, worker: _Worker) -> None:
+        """A worker that dies while the gateway runs is replaced at once."""
+        code = await worker.proc.wait()
+        if not self._started or worker not in self._workers:
+            return
+        log.error(
+            "gateway worker (pid %d) exited with %s; starting a new one",
+            worker.proc.pid,
+            code,
+        )
+        worker.alive = False
+        if worker.task is not None:
+            await worker.task
+        index = self._workers.index(worker)
+        fresh = await self._spawn(index)
+        if not self._started:
+            fresh.send({"op": "stop"})
+            fresh.writer.close()
+            await self._reap(fresh)
+            return
+        self._workers[index] = fresh
+        fresh.send({"op": "table", "table": self._table.to_json()})
+        self._watch(fresh)
 
     def _resolve_ports(self, table: RoutingTable) -> RoutingTable:
         """Reserve each listen port (port 0 picks one) and return the table with
@@ -215,7 +307,7 @@ class Gateway:
                 if name in self._reserved and port in (0, self._ports[name]):
                     continue
                 fresh[name] = _reserve(name, port)
-        except ServiceError:
+        except GatewayError:
             for sock in fresh.values():
                 sock.close()
             raise
@@ -227,7 +319,7 @@ class Gateway:
             self._reserved[name] = sock
             self._ports[name] = sock.getsockname()[1]
         services = {
-            name: ServiceEntry(self._ports[name], e.backends, e.external, e.routes)
+            name: dataclasses.replace(e, port=self._ports[name])
             for name, e in table.services.items()
         }
         return RoutingTable(services=services, ingress_port=self._ports.get(""))
@@ -244,9 +336,28 @@ def _reserve(name: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         what = f"service {name!r}" if name else "the ingress"
-        raise ServiceError(
+        raise GatewayError(
             f"gateway: port {port} for {what} cannot be bound on 127.0.0.1 "
             f"({exc.strerror}); stop what holds it or leave the port out to have "
             "one assigned"
         ) from exc
     return sock
+
+
+def _merge_replica(into: dict[str, Any], dump: dict[str, Any]) -> None:
+    """Policy state of one replica across workers: the worst of each."""
+    into["active"] = into.get("active", 0) + dump.get("active", 0)
+    until = dump.get("ejected_until")
+    if until is not None and (into.get("ejected_until") or 0) < until:
+        into["ejected_until"] = until
+    into.setdefault("ejected_until", None)
+    into["ejections"] = into.get("ejections", 0) + dump.get("ejections", 0)
+    into["consecutive_failures"] = max(
+        into.get("consecutive_failures", 0), dump.get("consecutive_failures", 0)
+    )
+    into["ewma_ms"] = max(into.get("ewma_ms", 0.0), dump.get("ewma_ms", 0.0))
+
+
+def _add(into: dict[str, int], more: dict[str, int]) -> None:
+    for key, value in more.items():
+        into[key] = into.get(key, 0) + value

@@ -1,9 +1,19 @@
 """The HTTP/1.1 proxy on asyncio protocols: client side, upstream side.
 
-A `ClientConn` parses requests with httptools, routes each one, and streams
-its body to an `Upstream` (a pooled keep-alive connection to a backend),
-whose response streams back. Neither side buffers a whole message: when one
-side's write buffer is high the other side stops reading.
+A `ClientConn` frames requests, routes each one, and streams its body to an
+`Upstream` (a pooled keep-alive connection to a backend), whose response
+streams back. Neither side buffers a whole message: when one side's write
+buffer is high the other side stops reading.
+
+Two paths in each direction. The fast path covers the common message: HTTP/1.1,
+a Content-Length body or none, no hop-by-hop header other than
+`Connection: keep-alive|close`, no X-Forwarded-*. It finds the end of the
+head itself, looks up the few headers that matter with `bytes.find` on a
+lower-cased copy, and forwards the head as it came plus the gateway's own
+lines; a second httptools parser without per-header callbacks checks the
+syntax in C. Anything else goes to the careful path: httptools with every
+callback, which rebuilds the head header by header. A client connection
+that needed the careful path once keeps it.
 """
 
 from __future__ import annotations
@@ -12,11 +22,14 @@ import asyncio
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httptools
 
-from lsq.gateway._balance import BackendState, ServiceState
+from lsq.gateway._balance import CLOSED, HALF_OPEN, OPEN, BackendState, ServiceState
+from lsq.gateway._faults import Fault
+from lsq.gateway._policy import IDEMPOTENT, RETRY_BODY, RETRY_STATUS, Policy
 from lsq.gateway._headers import (
     HOP_BY_HOP,
     SPECIAL,
@@ -25,6 +38,8 @@ from lsq.gateway._headers import (
     is_trusted,
 )
 from lsq.gateway._stats import bucket_of
+
+_perf = time.perf_counter
 
 if TYPE_CHECKING:
     from lsq.gateway._worker import Context
@@ -39,6 +54,34 @@ _PAUSE_QUEUE = 4  # a pipelined request waits for the one before it
 
 _NO_BODY, _PASS, _CHUNK, _CLOSE = 0, 1, 2, 3
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Present in a request head (lower-cased, after CRLF): take the careful path.
+_CAREFUL_REQUEST = (
+    b"\r\ntransfer-encoding:",
+    b"\r\nupgrade:",
+    b"\r\nexpect:",
+    b"\r\nkeep-alive:",
+    b"\r\nproxy-",
+    b"\r\nte:",
+    b"\r\ntrailer:",
+    b"\r\nx-forwarded-",
+    b"\r\nforwarded:",
+)
+_CAREFUL_RESPONSE = (
+    b"\r\ntransfer-encoding:",
+    b"\r\nupgrade:",
+    b"\r\nkeep-alive:",
+    b"\r\nproxy-",
+    b"\r\nte:",
+    b"\r\ntrailer:",
+)
+_DEADLINE = b"\r\nx-lsq-deadline:"
+
+
+class _Syntax:
+    """A protocol with no callbacks: httptools then only checks syntax, in C."""
+
+
+_SYNTAX = _Syntax()
 _REASONS = {
     400: "Bad Request",
     404: "Not Found",
@@ -48,6 +91,7 @@ _REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+_REASONS.update({429: "Too Many Requests", 500: "Internal Server Error"})
 
 
 class _HeadTooLarge(Exception):
@@ -55,66 +99,52 @@ class _HeadTooLarge(Exception):
 
 
 class Request:
-    """One request on a client connection, from its first byte to its response."""
+    """One request on a client connection, from its first byte to its response.
 
-    __slots__ = (
-        "backend",
-        "body_done",
-        "bytes_out",
-        "chunked",
-        "error",
-        "expect",
-        "finished",
-        "head",
-        "headers",
-        "http10",
-        "keep_alive",
-        "method",
-        "pending",
-        "pending_size",
-        "replay",
-        "replay_size",
-        "sent100",
-        "service",
-        "slot",
-        "started",
-        "status",
-        "t0",
-        "tried",
-        "tunnel_rest",
-        "upgrade",
-        "upstream",
-        "url",
-    )
+    Defaults live on the class, so a request costs only what it sets.
+    """
+
+    backend: BackendState | None = None
+    upstream: Upstream | None = None
+    service: ServiceState | None = None
+    policy: Policy | None = None
+    tried: tuple[BackendState, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    shape: Fault | None = None  # a bandwidth or truncate fault on the response
+    replay: list[bytes] | None = None
+    replay_size = 0
+    pending_size = 0
+    t0 = 0.0
+    try_at = 0.0  # loop time the current attempt started
+    deadline = 0.0  # loop time; 0 = none
+    retries = 0
+    status = 0
+    bytes_out = 0
+    body_done = False
+    started = False  # response head sent to the client
+    sent100 = False
+    finished = False
+    error: tuple[int, str, str] | None = None
+    tunnel_rest: list[bytes] | None = None
+    slot = False  # counted in backend.active
+    upgrade = False
+    expect = False
+    chunked = False
+    keep_alive = True
+    http10 = False
+    idem = False  # has an Idempotency-Key
+    probe = False  # the half-open breaker's probe
+    hang = False
+    waiting = False  # a retry or latency timer is pending
+    fast = False  # the head came by the fast path
+    method = b""
+    head = b""
+    url = b""
+    lower = b""
+    headers: list[tuple[bytes, bytes]]
 
     def __init__(self) -> None:
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body_done = False
         self.pending: list[bytes] = []
-        self.pending_size = 0
-        self.replay: list[bytes] | None = None
-        self.replay_size = 0
-        self.service: ServiceState | None = None
-        self.backend: BackendState | None = None
-        self.upstream: Upstream | None = None
-        self.tried: tuple[BackendState, ...] = ()
-        self.t0 = 0.0
-        self.status = 0
-        self.bytes_out = 0
-        self.started = False  # response head sent to the client
-        self.sent100 = False
-        self.finished = False
-        self.error: tuple[int, str, str] | None = None
-        self.tunnel_rest: list[bytes] | None = None
-        self.slot = False  # counted in backend.active
-        self.upgrade = False
-        self.expect = False
-        self.chunked = False
-        self.keep_alive = True
-        self.http10 = False
-        self.method = b""
-        self.head = b""
 
 
 class ClientConn(asyncio.Protocol):
@@ -123,7 +153,11 @@ class ClientConn(asyncio.Protocol):
     def __init__(self, ctx: Context, service: str | None) -> None:
         self.ctx = ctx
         self.fixed = service  # None on the ingress port
-        self.parser = httptools.HttpRequestParser(self)
+        self.check = httptools.HttpRequestParser(_SYNTAX)
+        self.parser: httptools.HttpRequestParser | None = None  # careful path
+        self.careful = False
+        self.buf = b""
+        self.body_left = 0
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.parsing: Request | None = None
         self.active: Request | None = None
@@ -137,7 +171,9 @@ class ClientConn(asyncio.Protocol):
         self.head_size = 0
         self.last = ctx.now
         self.peer = b""
+        self.forwarded = b""
         self.trusted = False
+        self.source: str | None | bool = False  # False = not looked up yet
 
     # -- asyncio callbacks -------------------------------------------------
 
@@ -147,6 +183,9 @@ class ClientConn(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         host = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
         self.peer = host.encode()
+        self.forwarded = (
+            b"X-Forwarded-For: " + self.peer + b"\r\nX-Forwarded-Proto: http\r\n"
+        )
         self.trusted = is_trusted(host, self.ctx.trusted)
         self.ctx.conns.add(self)
 
@@ -158,16 +197,17 @@ class ClientConn(asyncio.Protocol):
         if self.upgrading:
             self._hold_tunnel_bytes(data)
             return
+        if self.careful:
+            self._feed_careful(data)
+            return
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self.upgrading = True
-            rest = data[exc.args[0] :]
-            if rest:
-                self._hold_tunnel_bytes(rest)
+            self.check.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # an Upgrade head: the careful path takes it below
         except httptools.HttpParserError as exc:
-            too_large = isinstance(exc.__context__, _HeadTooLarge)
-            self._bad_request(431 if too_large else 400, str(exc))
+            self._bad_request(400, str(exc))
+            return
+        self._frame(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -198,12 +238,152 @@ class ClientConn(asyncio.Protocol):
         if upstream is not None and not upstream.closed:
             upstream.resume()
 
-    # -- httptools callbacks ----------------------------------------------
+    # -- the fast path -----------------------------------------------------
+
+    def _frame(self, data: bytes) -> None:
+        """Split bytes into heads and Content-Length bodies."""
+        buf = self.buf + data if self.buf else data
+        self.buf = b""
+        pos, size = 0, len(buf)
+        while pos < size:
+            if self.body_left:
+                n = min(self.body_left, size - pos)
+                chunk = buf if n == size else buf[pos : pos + n]
+                pos += n
+                self.body_left -= n
+                req: Request = self.parsing  # type: ignore[assignment]
+                if not self.body_left:
+                    self.parsing = None
+                    req.body_done = True
+                self._send(req, chunk)
+                continue
+            end = buf.find(b"\r\n\r\n", pos)
+            if end < 0 or end + 4 - pos > MAX_HEAD:
+                rest = buf[pos:] if pos else buf
+                if len(rest) > MAX_HEAD:
+                    self._bad_request(431, "request line plus headers over 64 KiB")
+                    return
+                self.buf = rest
+                if self.head_at is None:
+                    self.head_at = self.ctx.loop.time()
+                return
+            end += 4
+            head = buf if pos == 0 and end == size else buf[pos:end]
+            if not self._fast_head(head):
+                self._go_careful(buf[pos:] if pos else buf)
+                return
+            pos = end
+
+    def _fast_head(self, head: bytes) -> bool:
+        """Take a complete head by the fast path; False: it needs the careful one."""
+        line_end = head.find(b"\r\n")
+        sp = head.find(b" ", 0, line_end)
+        if sp <= 0 or head[line_end - 9 : line_end] != b" HTTP/1.1":
+            return False
+        url = head[sp + 1 : line_end - 9]
+        if url[:1] != b"/":
+            return False
+        lower = head.lower()
+        for name in _CAREFUL_REQUEST:
+            if name in lower:
+                return False
+        keep = True
+        at = lower.find(b"\r\nconnection:")
+        if at >= 0:
+            stop = lower.find(b"\r\n", at + 2)
+            value = lower[at + 13 : stop].strip()
+            if value == b"close":
+                keep = False
+            elif value != b"keep-alive" or b"\r\nconnection:" in lower[stop:]:
+                return False
+            head, lower = head[:at] + head[stop:], lower[:at] + lower[stop:]
+        length = _single(lower, b"\r\ncontent-length:")
+        if length is None or (length and not length.isdigit()):
+            return False
+        host = _single(lower, b"\r\nhost:", head)
+        if host is None:
+            return False
+        incoming = 0.0
+        if _DEADLINE in lower:
+            at = lower.find(_DEADLINE)
+            stop = lower.find(b"\r\n", at + 2)
+            incoming = _float(lower[at + 17 : stop])
+            head, lower = head[:at] + head[stop:], lower[:at] + lower[stop:]
+        req = Request()
+        req.method = method = head[:sp]
+        req.fast = method != b"HEAD"  # a HEAD response has no body to count
+        req.url = url
+        req.keep_alive = keep
+        req.lower = lower
+        path = self._resolve(req, host, url)
+        service = req.service
+        if service is not None:
+            if service.external:
+                return False
+            if path is not url:
+                head = method + b" " + path + head[line_end - 9 :]
+            tail = self.forwarded
+            if host:
+                tail += b"X-Forwarded-Host: " + host + b"\r\n"
+            if self.ctx.policies:
+                req.idem = b"\r\nidempotency-key:" in lower
+                tail += self._deadline(req, service, path, incoming)
+            head = head[:-2] + tail + b"\r\n"
+        req.head = head
+        self.head_at = None
+        if length and length != b"0":
+            self.parsing = req
+            self.body_left = int(length)
+        else:
+            req.body_done = True
+        self._start(req)
+        return True
+
+    def _deadline(
+        self, req: Request, service: ServiceState, path: bytes, incoming: float
+    ) -> bytes:
+        """Choose the request's policy and deadline; the header line to send on."""
+        policy = req.policy = service.policy_for(path) if service.routes else service.policy
+        wall = time.time()
+        limit = wall + policy.timeout
+        if 0.0 < incoming < limit:
+            limit = incoming
+        req.deadline = self.ctx.loop.time() + (limit - wall)
+        return b"X-LSQ-Deadline: %.3f\r\n" % limit
+
+    def _start(self, req: Request) -> None:
+        if self.active is None:
+            self.active = req
+            self._dispatch(req)
+        else:
+            self.queue.append(req)
+            self._set_pause(_PAUSE_QUEUE, True)
+
+    # -- the careful path: httptools with every callback --------------------
+
+    def _go_careful(self, rest: bytes) -> None:
+        self.careful = True
+        self.check = None  # type: ignore[assignment]
+        self.parser = httptools.HttpRequestParser(self)
+        self._feed_careful(rest)
+
+    def _feed_careful(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)  # type: ignore[union-attr]
+        except httptools.HttpParserUpgrade as exc:
+            self.upgrading = True
+            rest = data[exc.args[0] :]
+            if rest:
+                self._hold_tunnel_bytes(rest)
+        except httptools.HttpParserError as exc:
+            too_large = isinstance(exc.__context__, _HeadTooLarge)
+            self._bad_request(431 if too_large else 400, str(exc))
 
     def on_message_begin(self) -> None:
         self.head_at = self.ctx.loop.time()
         self.head_size = 0
         self.parsing = Request()
+        self.parsing.headers = []
 
     def on_url(self, url: bytes) -> None:
         self.head_size += len(url)
@@ -220,18 +400,13 @@ class ClientConn(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.head_at = None
         req: Request = self.parsing  # type: ignore[assignment]
-        parser = self.parser
+        parser: httptools.HttpRequestParser = self.parser  # type: ignore[assignment]
         req.method = parser.get_method()
         req.keep_alive = parser.should_keep_alive()
         req.http10 = parser.get_http_version() == "1.0"
         req.upgrade = parser.should_upgrade()
         self._route(req)
-        if self.active is None:
-            self.active = req
-            self._dispatch(req)
-        else:
-            self.queue.append(req)
-            self._set_pause(_PAUSE_QUEUE, True)
+        self._start(req)
 
     def on_body(self, body: bytes) -> None:
         req: Request = self.parsing  # type: ignore[assignment]
@@ -251,8 +426,24 @@ class ClientConn(asyncio.Protocol):
 
     # -- routing and the request head -------------------------------------
 
-    def _route(self, req: Request) -> None:
+    def _resolve(self, req: Request, host: bytes, url: bytes) -> bytes:
+        """Set `req.service` (or `req.error`); the path to send upstream."""
         ctx = self.ctx
+        path = url
+        name = self.fixed
+        if name is None:
+            name, path = ctx.ingress_route(host, path)
+            if name is None:
+                req.error = (404, "no route", "no service matches this Host or path")
+                return path
+        service = ctx.services.get(name)
+        if service is None:
+            req.error = (503, "service unavailable", f"service {name!r} is not routed")
+            return path
+        req.service = service
+        return path
+
+    def _route(self, req: Request) -> None:
         host = b""
         for name, value in req.headers:
             if len(name) == 4 and name.lower() == b"host":
@@ -261,17 +452,10 @@ class ClientConn(asyncio.Protocol):
         path = req.url
         if path[:1] != b"/" and b"://" in path[:12]:
             path = b"/" + path.split(b"/", 3)[3] if path.count(b"/") >= 3 else b"/"
-        name = self.fixed
-        if name is None:
-            name, path = ctx.ingress_route(host, path)
-            if name is None:
-                req.error = (404, "no route", "no service matches this Host or path")
-                return
-        service = ctx.services.get(name)
+        path = self._resolve(req, host, path)
+        service = req.service
         if service is None:
-            req.error = (503, "service unavailable", f"service {name!r} is not routed")
             return
-        req.service = service
         if service.external and service.backends:
             path = service.backends[0].base_path + path
         req.head = self._build_head(req, path, host)
@@ -302,6 +486,10 @@ class ClientConn(asyncio.Protocol):
             lines.append(
                 b"Connection: upgrade\r\nUpgrade: " + found[b"upgrade"] + b"\r\n"
             )
+        if self.ctx.policies and req.service is not None:
+            req.idem = b"idempotency-key" in found
+            incoming = _float(found.get(b"x-lsq-deadline", b""))
+            lines.append(self._deadline(req, req.service, path, incoming))
         lines.append(b"\r\n")
         return b"".join(lines)
 
@@ -314,14 +502,21 @@ class ClientConn(asyncio.Protocol):
     # -- sending the request upstream -------------------------------------
 
     def _dispatch(self, req: Request) -> None:
-        ctx = self.ctx
-        req.t0 = time.perf_counter()
-        self.last = ctx.now
+        req.t0 = _perf()
+        self.last = self.ctx.now
         if req.error is not None:
             self._respond_error(req, *req.error)
             return
         service: ServiceState = req.service  # type: ignore[assignment]
-        backend = service.pick(req.tried)
+        if service.guarded and self._guard(req, service):
+            return
+        self._try(req)
+
+    def _try(self, req: Request) -> None:
+        """One attempt: pick a replica and send the request to it."""
+        ctx = self.ctx
+        service: ServiceState = req.service  # type: ignore[assignment]
+        backend = service.pick(req.tried, ctx.now)
         if backend is None:
             if req.tried:
                 self._respond_error(req, 502, "bad gateway", _refused_cause(req))
@@ -332,14 +527,25 @@ class ClientConn(asyncio.Protocol):
         req.backend = backend
         req.slot = True
         backend.active += 1
+        req.try_at = ctx.now
+        backend.win_total += 1
+        budget = service.budget
+        budget.tokens += budget.ratio
+        if req.faults and self._apply_faults(req, backend):
+            return
+        self._send_to(req, backend)
+
+    def _send_to(self, req: Request, backend: BackendState) -> None:
+        req.waiting = False
         upstream = backend.take_idle()
         if upstream is not None:
             self._attach(req, upstream, reused=True)
         else:
-            ctx.loop.create_task(self._connect(req, backend))
+            self.ctx.loop.create_task(self._connect(req, backend))
 
     async def _connect(self, req: Request, backend: BackendState) -> None:
         ctx = self.ctx
+        timeout = req.policy.connect_timeout if req.policy else ctx.connect_timeout
         try:
             _, upstream = await asyncio.wait_for(
                 ctx.loop.create_connection(
@@ -349,7 +555,7 @@ class ClientConn(asyncio.Protocol):
                     ssl=backend.ssl,
                     server_hostname=backend.server_hostname,
                 ),
-                ctx.connect_timeout,
+                timeout,
             )
         except (TimeoutError, OSError) as exc:
             self._connect_failed(req, backend, exc)
@@ -371,11 +577,13 @@ class ClientConn(asyncio.Protocol):
         cause = f"connect to {backend.host}:{backend.port} failed: " + (
             "timed out" if timeout else (exc.strerror or str(exc))  # type: ignore[attr-defined]
         )
-        if timeout:
+        self.ctx.failed(req, backend, cause)
+        # Nothing reached the replica: any method may go to another one.
+        delay = self._retry_delay(req, sent=False)
+        if delay is not None:
+            self._retry_later(req, delay)
+        elif timeout:
             self._respond_error(req, 504, "gateway timeout", cause)
-        elif req.service.pick(req.tried) is not None:  # type: ignore[union-attr]
-            req.backend = None
-            self._dispatch(req)
         else:
             self._respond_error(req, 502, "bad gateway", cause)
 
@@ -425,12 +633,160 @@ class ClientConn(asyncio.Protocol):
 
     def retry(self, req: Request, upstream: Upstream) -> None:
         """A reused connection closed before any response byte: resend on a fresh one."""
+        self._rewind(req)
+        self.ctx.loop.create_task(self._connect(req, req.backend))  # type: ignore[arg-type]
+
+    def _rewind(self, req: Request) -> None:
+        """Put what was sent back into `pending`, for another attempt."""
         parts = req.replay or []
         req.upstream = None
-        req.pending = parts[1:]
+        req.pending = parts[1:] + req.pending
         req.pending_size = sum(map(len, req.pending))
         req.replay = None
-        self.ctx.loop.create_task(self._connect(req, req.backend))  # type: ignore[arg-type]
+
+    # -- policies: guards, faults, retries --------------------------------
+
+    def _guard(self, req: Request, service: ServiceState) -> bool:
+        """Breaker and faults; True when the request was answered or deferred."""
+        if service.breaker != CLOSED and not self._breaker_allows(req, service):
+            cause = f"circuit open since {service.breaker_since:.3f}: {service.breaker_cause}"
+            self._respond_error(req, 503, "circuit open", cause)
+            return True
+        if service.faults:
+            req.faults = self._matching_faults(req, service)
+        return False
+
+    def _breaker_allows(self, req: Request, service: ServiceState) -> bool:
+        now = time.time()
+        if service.breaker == OPEN:
+            if now < service.breaker_since + service.policy.base_ejection:
+                return False
+            service.breaker = HALF_OPEN
+            service.probing = False
+        # A probe that never ended (client gone, hang fault) is replaced.
+        if service.probing and now - service.probe_at < service.policy.try_timeout:
+            return False
+        service.probing = True
+        service.probe_at = now
+        req.probe = True
+        return True
+
+    def _matching_faults(self, req: Request, service: ServiceState) -> tuple[Fault, ...]:
+        lower = req.lower or b"\r\n".join(
+            n.lower() + b":" + v for n, v in [(b"", b""), *req.headers]
+        )
+        found = []
+        for fault in service.faults:
+            if not fault.matches_request(req.method, req.url, lower):
+                continue
+            if fault.source is not None and self._source() != fault.source:
+                continue
+            found.append(fault)
+        return tuple(found)
+
+    def _source(self) -> str | None:
+        """The service the calling process belongs to (looked up once)."""
+        if self.source is False:
+            peer = self.transport.get_extra_info("peername")
+            local = self.transport.get_extra_info("sockname")
+            self.source = self.ctx.source_of(peer, local)
+        return self.source  # type: ignore[return-value]
+
+    def _apply_faults(self, req: Request, backend: BackendState) -> bool:
+        """Request-side faults; True when the request does not go on now."""
+        for fault in req.faults:
+            if fault.replica is not None and fault.replica != backend.id:
+                continue
+            self.ctx.fault_hit(req.service, backend, fault)  # type: ignore[arg-type]
+            kind = fault.kind
+            if kind == "latency" and not req.waiting:
+                req.waiting = True
+                req.faults = tuple(f for f in req.faults if f is not fault)
+                self.ctx.loop.call_later(fault.delay(), self._after_delay, req, backend)
+                return True
+            if kind == "abort":
+                _free_slot(req)
+                self._respond_error(req, fault.status, "fault injected", f"fault {fault.id}: abort")
+                return True
+            if kind in ("reset", "partition"):
+                _free_slot(req)
+                self.abort(req)
+                return True
+            if kind == "hang":
+                _free_slot(req)
+                req.hang = True
+                return True
+            if kind in ("bandwidth", "truncate"):
+                req.shape = fault
+        return False
+
+    def _after_delay(self, req: Request, backend: BackendState) -> None:
+        if self.closed or req.finished or self.active is not req:
+            _free_slot(req)
+            return
+        if req.faults and self._apply_faults(req, backend):
+            return
+        self._send_to(req, backend)
+
+    def _retry_delay(
+        self, req: Request, *, sent: bool, retry_after: float | None = None
+    ) -> float | None:
+        """Seconds to wait before another attempt, or None: no retry."""
+        policy = req.policy
+        if policy is None or req.started or self.closed or self.active is not req:
+            return None
+        if req.retries >= policy.attempts:
+            return None
+        if sent:
+            if not (req.method in IDEMPOTENT or req.idem):
+                return None
+            if req.replay is None or req.replay_size > RETRY_BODY:
+                return None
+        service: ServiceState = req.service  # type: ignore[assignment]
+        tried = req.tried
+        if req.backend is not None and req.backend not in tried:
+            tried += (req.backend,)
+        if service.pick(tried, self.ctx.now) is None:
+            return None  # retries go to a replica not tried yet
+        delay = policy.backoff(req.retries)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if req.deadline and self.ctx.loop.time() + delay >= req.deadline:
+            return None
+        if not service.budget.take():
+            self.ctx.budget_exhausted(service)
+            return None
+        return delay
+
+    def _retry_later(self, req: Request, delay: float) -> None:
+        req.retries += 1
+        req.waiting = True
+        self.ctx.counters_retry(req.service)  # type: ignore[arg-type]
+        self.ctx.loop.call_later(delay, self._retry_now, req)
+
+    def _retry_now(self, req: Request) -> None:
+        req.waiting = False
+        if self.closed or req.finished or self.active is not req:
+            return
+        self._try(req)
+
+    def failed_attempt(
+        self, req: Request, upstream: Upstream, status: int, cause: str,
+        retry_after: float | None = None,
+    ) -> bool:
+        """The replica answered 502/503/504 or broke: retry if safe (True)."""
+        backend: BackendState = req.backend  # type: ignore[assignment]
+        delay = self._retry_delay(req, sent=True, retry_after=retry_after)
+        if delay is None:
+            return False
+        upstream.req = upstream.client = None
+        upstream.closed = True
+        upstream.transport.close()
+        _free_slot(req)
+        req.tried += (backend,)
+        self._rewind(req)
+        self._retry_later(req, delay)
+        return True
 
     # -- finishing --------------------------------------------------------
 
@@ -463,7 +819,7 @@ class ClientConn(asyncio.Protocol):
     def _account(self, req: Request, status: int, aborted: bool = False) -> None:
         service = req.service
         ctx = self.ctx
-        ms = (time.perf_counter() - req.t0) * 1000.0 if req.t0 else 0.0
+        ms = (_perf() - req.t0) * 1000.0 if req.t0 else 0.0
         backend = req.backend
         bucket = bucket_of(ms)
         if service is not None:
@@ -474,6 +830,7 @@ class ClientConn(asyncio.Protocol):
             backend.counters.record(status, bucket)
             if aborted:
                 backend.counters.errors["aborted"] += 1
+            backend.observe(ms, ctx.now)
         if ctx.access is not None:
             ctx.access.append(
                 (
@@ -501,7 +858,11 @@ class ClientConn(asyncio.Protocol):
             return
         name = req.service.name if req.service else self.fixed
         body = json.dumps({"error": error, "service": name, "cause": cause}).encode()
-        keep = req.keep_alive and req.body_done and status in (404, 502, 503)
+        keep = (
+            req.keep_alive
+            and req.body_done
+            and (status in (404, 502, 503) or error == "fault injected")
+        )
         req.keep_alive = keep
         req.status = status
         req.bytes_out = len(body)
@@ -590,9 +951,12 @@ class ClientConn(asyncio.Protocol):
                 self.closed = True
                 self.transport.abort()
             return
+        req = self.active
+        if req is not None and req.policy is not None and not req.started:
+            if self._policy_timeouts(req, now):
+                return
         if now - self.last < ctx.idle_timeout:
             return
-        req = self.active
         if req is None:
             self.closed = True
             self.transport.close()
@@ -605,6 +969,25 @@ class ClientConn(asyncio.Protocol):
         else:
             cause = f"no response within idle_timeout ({ctx.idle_timeout:g}s)"
             self._respond_error(req, 504, "gateway timeout", cause)
+
+    def _policy_timeouts(self, req: Request, now: float) -> bool:
+        """The overall deadline and the per-try timeout; True if one fired."""
+        policy: Policy = req.policy  # type: ignore[assignment]
+        if req.deadline and now >= req.deadline:
+            if req.slot:
+                self.ctx.failed(req, req.backend, "deadline passed")  # type: ignore[arg-type]
+            cause = "the request's deadline passed (policy timeout or X-LSQ-Deadline)"
+            self._respond_error(req, 504, "gateway timeout", cause)
+            return True
+        if req.slot and req.upstream is not None and now - req.try_at >= policy.try_timeout:
+            backend: BackendState = req.backend  # type: ignore[assignment]
+            cause = f"no response from {backend.id} within try_timeout ({policy.try_timeout:g}s)"
+            self.ctx.failed(req, backend, cause)
+            backend.counters.errors["timeout"] += 1
+            if not self.failed_attempt(req, req.upstream, 504, cause):
+                self._respond_error(req, 504, "gateway timeout", cause)
+            return True
+        return False
 
 
 def _drop_named(lines: list[bytes], names: set[bytes]) -> list[bytes]:
@@ -624,6 +1007,25 @@ def _refused_cause(req: Request) -> str:
     return f"every replica refused the connection ({names})"
 
 
+def _single(lower: bytes, name: bytes, head: bytes | None = None) -> bytes | None:
+    """The stripped value of a header that occurs at most once; b"" when
+    absent, None when repeated. From `head` (original case) when given."""
+    at = lower.find(name)
+    if at < 0:
+        return b""
+    stop = lower.find(b"\r\n", at + 2)
+    if name in lower[stop:]:
+        return None
+    return (head if head is not None else lower)[at + len(name) : stop].strip()
+
+
+def _float(value: bytes) -> float:
+    try:
+        return float(value.strip())
+    except ValueError:
+        return 0.0
+
+
 def _free_slot(req: Request) -> None:
     if req.slot:
         req.slot = False
@@ -637,7 +1039,7 @@ class Upstream(asyncio.Protocol):
         self.ctx = ctx
         self.backend = backend
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser: httptools.HttpResponseParser | None = None  # careful path
         self.client: ClientConn | None = None
         self.req: Request | None = None
         self.tunnel: ClientConn | None = None
@@ -647,10 +1049,14 @@ class Upstream(asyncio.Protocol):
         self.got = False
         self.info = False
         self.mode = _PASS
+        self.buf = b""
+        self.body_left = -1  # fast path: body bytes still to come; -1 = none
+        self.reuse = True
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.out: list[bytes] = []
         self.idle_since = 0.0
+        self.throttle: _Throttle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -673,7 +1079,7 @@ class Upstream(asyncio.Protocol):
 
     def resume(self) -> None:
         # Only when paused: an unneeded resume_reading() costs a system call.
-        if self.paused:
+        if self.paused and self.throttle is None:
             self.paused = False
             self.transport.resume_reading()
 
@@ -695,8 +1101,118 @@ class Upstream(asyncio.Protocol):
             return
         self.got = True
         client.last = self.ctx.now
+        left = self.body_left
+        if left > 0:
+            self._fast_body(client, data, left)
+        elif self.parser is not None:
+            self._feed_careful(data)
+        else:
+            self._fast_head(client, data)
+
+    # -- the fast path -----------------------------------------------------
+
+    def _fast_head(self, client: ClientConn, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_HEAD:
+                self._broken("the backend's response head is over 64 KiB")
+            else:
+                self.buf = buf
+            return
+        self.buf = b""
+        end += 4
+        req: Request = self.req  # type: ignore[assignment]
+        status = _status(buf)
+        if status < 200 or status in (204, 304) or not req.fast or req.shape is not None:
+            self._go_careful(buf)
+            return
+        head = buf[:end]
+        lower = head.lower()
+        for name in _CAREFUL_RESPONSE:
+            if name in lower:
+                self._go_careful(buf)
+                return
+        length = _single(lower, b"\r\ncontent-length:")
+        if not length or not length.isdigit():
+            self._go_careful(buf)
+            return
+        reuse = True
+        if b"\r\nconnection:" in lower:
+            at = lower.find(b"\r\nconnection:")
+            stop = lower.find(b"\r\n", at + 2)
+            value = lower[at + 13 : stop].strip()
+            if value not in (b"keep-alive", b"close") or b"\r\nconnection:" in lower[stop:]:
+                self._go_careful(buf)
+                return
+            reuse = value == b"keep-alive"
+            head = head[:at] + head[stop:]
+        if status >= 500 and self._failed_status(req, client, status, lower):
+            return
+        if not req.keep_alive:
+            head = head[:-2] + b"Connection: close\r\n\r\n"
+        self._head_ok(req, status)
+        size = int(length)
+        body = buf[end:] if end < len(buf) else b""
+        got = len(body)
+        if got > size:
+            body = body[:size]  # bytes past the body: the connection is spoiled
+            reuse = False
+            got = size
+        req.bytes_out = got
+        client.transport.write(head + body if body else head)
+        if got == size:
+            client.response_done(req, self, reuse)
+        else:
+            self.reuse = reuse
+            self.body_left = size - got
+
+    def _fast_body(self, client: ClientConn, data: bytes, left: int) -> None:
+        req: Request = self.req  # type: ignore[assignment]
+        size = len(data)
+        if size > left:
+            data = data[:left]
+            self.reuse = False
+            size = left
+        req.bytes_out += size
+        client.transport.write(data)
+        left -= size
+        self.body_left = left
+        if not left:
+            self.body_left = -1
+            client.response_done(req, self, self.reuse)
+
+    def _failed_status(
+        self, req: Request, client: ClientConn, status: int, lower: bytes
+    ) -> bool:
+        """A 5xx head: count it against the replica; True if retried instead."""
+        cause = f"{req.backend.id} answered {status}"  # type: ignore[union-attr]
+        self.ctx.failed(req, req.backend, cause)  # type: ignore[arg-type]
+        if status not in RETRY_STATUS:
+            return False
+        retry_after = _retry_after(_single(lower, b"\r\nretry-after:") or b"")
+        return client.failed_attempt(req, self, status, cause, retry_after)
+
+    def _head_ok(self, req: Request, status: int) -> None:
+        req.status = status
+        req.started = True
+        req.replay = None
+        if status < 500:
+            backend: BackendState = req.backend  # type: ignore[assignment]
+            if backend.fails:
+                backend.fails = 0
+            if req.probe:
+                self.ctx.probe_done(req.service, backend, True)  # type: ignore[arg-type]
+
+    # -- the careful path --------------------------------------------------
+
+    def _go_careful(self, data: bytes) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self._feed_careful(data)
+
+    def _feed_careful(self, data: bytes) -> None:
         try:
-            self.parser.feed_data(data)
+            self.parser.feed_data(data)  # type: ignore[union-attr]
         except httptools.HttpParserUpgrade as exc:
             rest = data[exc.args[0] :]
             if rest and self.tunnel is not None:
@@ -716,7 +1232,11 @@ class Upstream(asyncio.Protocol):
         out = self.out
         if out:
             self.out = []
-            client.transport.write(b"".join(out) if len(out) > 1 else out[0])
+            data = b"".join(out) if len(out) > 1 else out[0]
+            if self.throttle is not None:
+                self.throttle.push(data)
+            else:
+                client.transport.write(data)
 
     def eof_received(self) -> bool | None:
         self.closed = True
@@ -733,12 +1253,17 @@ class Upstream(asyncio.Protocol):
         if not self.got and self.reused and req.replay is not None and not req.started:
             self.req = self.client = None
             client.retry(req, self)
-        elif req.started and self.mode == _CLOSE:
+        elif req.started and self.mode == _CLOSE and self.parser is not None:
             self.req = self.client = None
             self._flush_to(client)
             if not req.http10:
                 client.transport.write(b"0\r\n\r\n")
             client.response_done(req, None, False)
+        elif not req.started:
+            cause = "the backend closed the connection before its response"
+            self.ctx.failed(req, self.backend, cause)
+            if not client.failed_attempt(req, self, 502, cause):
+                self._broken(cause)
         else:
             self._broken("the backend closed the connection")
 
@@ -765,7 +1290,7 @@ class Upstream(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         req: Request = self.req  # type: ignore[assignment]
-        status = self.parser.get_status_code()
+        status = self.parser.get_status_code()  # type: ignore[union-attr]
         if status < 200 and status != 101:
             self.info = True
             if status != 100:  # 100 is answered by the gateway itself
@@ -775,10 +1300,15 @@ class Upstream(asyncio.Protocol):
                 )
             return
         self.info = False
+        client: ClientConn = self.client  # type: ignore[assignment]
+        if status >= 500 and req.policy is not None:
+            found = {n.lower(): v for n, v in self.headers}
+            lower = b"\r\nretry-after:" + found.get(b"retry-after", b"") + b"\r\n"
+            if self._failed_status(req, client, status, lower):
+                self.req = None  # the rest of this response is dropped
+                return
         lines, has_length, close_delimited = _response_lines(self.headers)
-        req.status = status
-        req.started = True
-        req.replay = None
+        self._head_ok(req, status)
         if status == 101:
             upgrade = {n.lower(): v for n, v in self.headers}.get(b"upgrade", b"")
             lines.append(b"Connection: upgrade\r\nUpgrade: " + upgrade + b"\r\n")
@@ -802,7 +1332,8 @@ class Upstream(asyncio.Protocol):
         self.out.append(b"HTTP/1.1 %d %s\r\n" % (status, self.reason))
         self.out.extend(lines)
         self.out.append(b"\r\n")
-        client: ClientConn = self.client  # type: ignore[assignment]
+        if req.shape is not None and req.shape.kind == "bandwidth":
+            self.throttle = _Throttle(self, req.shape.bytes_per_s)
         if status == 101:
             self._flush()
             client.start_tunnel(req, self)
@@ -814,23 +1345,98 @@ class Upstream(asyncio.Protocol):
         req = self.req
         if req is None or self.info:
             return
+        shape = req.shape
+        if shape is not None and shape.kind == "truncate":
+            room = shape.after_bytes - req.bytes_out
+            if len(body) >= room:
+                self._truncate(req, body[: max(room, 0)])
+                return
         req.bytes_out += len(body)
         if self.mode == _PASS or req.http10:
             self.out.append(body)
         else:
             self.out += (b"%x\r\n" % len(body), body, b"\r\n")
 
+    def _truncate(self, req: Request, body: bytes) -> None:
+        """The truncate fault: pass `body`, then break both connections."""
+        req.bytes_out += len(body)
+        if body:
+            self.out += (body,) if self.mode == _PASS else (b"%x\r\n" % len(body), body)
+        client = self.client
+        self._flush()
+        self.req = self.client = None
+        self.closed = True
+        self.transport.abort()
+        if client is not None:
+            client.abort(req)
+
     def on_message_complete(self) -> None:
         if self.info:
             self.info = False
             return
+        self.parser = None  # the next response may take the fast path again
         req, client = self.req, self.client
         if req is None or client is None or req.finished:
             return
         if self.mode in (_CHUNK, _CLOSE) and not req.http10:
             self.out.append(b"0\r\n\r\n")
         self._flush()
-        client.response_done(req, self, self.parser.should_keep_alive())
+        reuse = self.mode != _CLOSE
+        if self.throttle is not None:
+            self.throttle.then = lambda: client.response_done(req, self, False)
+            return
+        client.response_done(req, self, reuse)
+
+
+class _Throttle:
+    """The bandwidth fault: response bytes leave at most `rate` a second."""
+
+    def __init__(self, upstream: Upstream, rate: float) -> None:
+        self.upstream = upstream
+        self.rate = rate
+        self.queue: deque[bytes] = deque()
+        self.then: Callable[[], None] | None = None
+        self.busy = False
+        self.slice = max(1, int(rate / 20))  # about 20 writes a second
+
+    def push(self, data: bytes) -> None:
+        for i in range(0, len(data), self.slice):
+            self.queue.append(data[i : i + self.slice])
+        self.upstream.pause()
+        if not self.busy:
+            self._next()
+
+    def _next(self) -> None:
+        upstream = self.upstream
+        client = upstream.client
+        if not self.queue or client is None or client.closed:
+            self.busy = False
+            if self.then is not None and not self.queue:
+                then, self.then = self.then, None
+                upstream.throttle = None
+                then()
+            elif not self.queue:
+                upstream.paused = True
+                upstream.throttle = None
+                upstream.resume()
+            return
+        self.busy = True
+        piece = self.queue.popleft()
+        client.transport.write(piece)
+        upstream.ctx.loop.call_later(len(piece) / self.rate, self._next)
+
+
+def _status(buf: bytes) -> int:
+    """The status code of an HTTP/1.1 status line, or 0 (careful path)."""
+    if buf[:9] != b"HTTP/1.1 " or not buf[9:12].isdigit() or buf[12:13] != b" ":
+        return 0
+    return int(buf[9:12])
+
+
+def _retry_after(value: bytes) -> float | None:
+    """Retry-After in seconds; an HTTP-date is not honoured (None)."""
+    value = value.strip()
+    return float(value) if value.isdigit() else None
 
 
 def _response_lines(

@@ -10,7 +10,9 @@ it can cross the pipe to the worker processes as one JSON line::
           "port": 7001,                  # stable listen port on 127.0.0.1; 0 = pick one
           "backends": [{"id": "api-0", "host": "127.0.0.1", "port": 40111, "weight": 100}],
           "external": null,              # or "http://127.0.0.1:9400" (then no backends)
-          "routes": [{"prefix": "/api", "strip": true}]
+          "routes": [{"prefix": "/api", "strip": true}],
+          "policy": {...},               # optional: resilience policy (see _policy.py)
+          "faults": [{...}]              # optional: active HTTP faults (see _faults.py)
         }
       }
     }
@@ -34,6 +36,7 @@ class Backend:
     host: str
     port: int
     weight: int = 100
+    pid: int | None = None  # lets a worker map a calling process to its service
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class ServiceEntry:
     backends: tuple[Backend, ...] = ()
     external: str | None = None
     routes: tuple[PrefixRoute, ...] = ()
+    faults: tuple[dict[str, Any], ...] = ()  # active HTTP-level faults (lsq.chaos)
+    policy: Mapping[str, Any] | None = None  # resilience policy; None = defaults
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +64,8 @@ class ServiceEntry:
             "backends": [vars(b) for b in self.backends],
             "external": self.external,
             "routes": [vars(r) for r in self.routes],
+            "faults": [dict(f) for f in self.faults],
+            "policy": dict(self.policy) if self.policy is not None else None,
         }
 
     @classmethod
@@ -68,6 +75,8 @@ class ServiceEntry:
             backends=tuple(Backend(**b) for b in data.get("backends", ())),
             external=data.get("external"),
             routes=tuple(PrefixRoute(**r) for r in data.get("routes", ())),
+            faults=tuple(dict(f) for f in data.get("faults") or ()),
+            policy=data.get("policy"),
         )
 
 

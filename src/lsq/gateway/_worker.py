@@ -16,20 +16,29 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import uvloop
 
-from lsq.gateway._balance import BackendState, ServiceState, external_backend
+from lsq.gateway import _outlier
+from lsq.gateway._balance import (
+    BREAKER_NAMES,
+    BackendState,
+    ServiceState,
+    external_backend,
+)
+from lsq.gateway._faults import Fault, parse_faults, peer_pid, service_of_pid
 from lsq.gateway._headers import Network, parse_networks
-from lsq.gateway._proxy import ClientConn
+from lsq.gateway._policy import Policy, RetryBudget, route_policies
+from lsq.gateway._proxy import ClientConn, Request
 from lsq.gateway._stats import Counters
-from lsq.gateway._table import RoutingTable
+from lsq.gateway._table import RoutingTable, ServiceEntry
 
 log = logging.getLogger("lsq.gateway")
 
-_TICK = 0.25  # resolution of header and idle timeouts
+_TICK = 0.1  # resolution of header, idle and policy timeouts
 _POOL_IDLE = 15.0  # pooled connections unused this long are closed
 _PR_SET_PDEATHSIG = 1
 
@@ -91,6 +100,49 @@ class Context:
         self.prefixes: list[tuple[bytes, bool, str]] = []
         self.conns: set[ClientConn] = set()
         self.listeners: dict[int, tuple[str | None, asyncio.AbstractServer]] = {}
+        # Policies can be switched off for the benchmark's comparison only.
+        self.policies = os.environ.get("LSQ_GATEWAY_POLICIES", "on") != "off"
+        self.events = _outlier.Events()
+        self.fault_hits: dict[str, int] = {}
+        self.retries: dict[str, int] = {}
+        self.budgets: dict[str, RetryBudget] = {}
+        self.pids: dict[int, str] = {}
+
+    # -- called by the proxy on failures and faults --------------------------
+
+    def failed(self, req: Request, backend: BackendState, cause: str) -> None:
+        service = req.service
+        if not self.policies or service is None:
+            return
+        if req.probe:
+            req.probe = False
+            backend.fails += 1
+            _outlier.probe_done(self.events, service, backend, False, cause)
+            return
+        _outlier.failed(self.events, service, backend, cause, self.now)
+
+    def probe_done(self, service: ServiceState, backend: BackendState, ok: bool) -> None:
+        _outlier.probe_done(self.events, service, backend, ok, "")
+
+    def fault_hit(self, service: ServiceState, backend: BackendState, fault: Fault) -> None:
+        hits = self.fault_hits.get(fault.id, 0)
+        self.fault_hits[fault.id] = hits + 1
+        if not hits:
+            cause = f"fault {fault.id} ({fault.kind}) matched a request"
+            self.events.add("fault-hit", service.name, backend.id, cause)
+
+    def budget_exhausted(self, service: ServiceState) -> None:
+        cause = "retry budget exhausted; failed requests are not retried for now"
+        self.events.add_limited("budget-exhausted", service.name, cause, 1.0)
+
+    def counters_retry(self, service: ServiceState) -> None:
+        self.retries[service.name] = self.retries.get(service.name, 0) + 1
+
+    def source_of(self, peer: Any, local: Any) -> str | None:
+        """The service of the calling process (a `source` fault is active)."""
+        if not isinstance(peer, tuple) or not isinstance(local, tuple):
+            return None
+        return service_of_pid(peer_pid(peer[:2], local[:2]), self.pids)
 
     def ingress_route(self, host: bytes, path: bytes) -> tuple[str | None, bytes]:
         """Service for a request on the ingress port, by Host then by prefix."""
@@ -112,9 +164,9 @@ class Context:
         services: dict[str, ServiceState] = {}
         seen: dict[tuple[str, str, int, str], BackendState] = {}
         errors: list[str] = []
+        self.pids = {}
         for name, entry in table.services.items():
-            counters = self.counters.setdefault(name, Counters())
-            service = ServiceState(name, counters)
+            service = self._service(name, entry)
             if entry.external:
                 key = ("external", entry.external, 0, name)
                 backend = self.backends.get(key) or external_backend(entry.external)
@@ -128,8 +180,12 @@ class Context:
                     b.id, b.host, b.port, b.weight
                 )
                 backend.weight = b.weight
+                backend.pid = b.pid
+                if b.pid is not None:
+                    self.pids[b.pid] = name
                 seen[key] = backend
                 service.backends.append(backend)
+            service.refresh()
             services[name] = service
         for key, backend in self.backends.items():
             if key not in seen:
@@ -149,6 +205,35 @@ class Context:
             wanted[table.ingress_port] = None
         await self._listen(wanted, errors)
         return errors
+
+    def _service(self, name: str, entry: ServiceEntry) -> ServiceState:
+        """A service's state for a new table; the breaker and budget carry over."""
+        data = entry.policy or {}
+        policy = Policy(data)
+        service = ServiceState(name, self.counters.setdefault(name, Counters()), policy)
+        service.routes = route_policies(data)
+        if self.policies:
+            try:
+                service.faults = parse_faults(entry.faults)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("gateway: ignoring the faults of %s: %s", name, exc)
+        old = self.services.get(name)
+        budget = self.budgets.get(name)
+        if budget is None or (budget.ratio, budget.per_s) != (
+            policy.budget_ratio,
+            policy.budget_per_s,
+        ):
+            budget = self.budgets[name] = RetryBudget(
+                policy.budget_ratio, policy.budget_per_s
+            )
+        service.budget = budget
+        if old is not None:
+            service.breaker = old.breaker
+            service.breaker_since = old.breaker_since
+            service.breaker_cause = old.breaker_cause
+            service.probing = old.probing
+            service.probe_at = old.probe_at
+        return service
 
     async def _listen(self, wanted: dict[int, str | None], errors: list[str]) -> None:
         for port in list(self.listeners):
@@ -171,7 +256,7 @@ class Context:
     # -- periodic work ----------------------------------------------------
 
     async def tick(self) -> None:
-        """Coarse clock, timeouts, the pool's idle limit, the access log."""
+        """Coarse clock, timeouts, ejections, the pool's idle limit, the access log."""
         rounds = 0
         while True:
             await asyncio.sleep(_TICK)
@@ -179,10 +264,24 @@ class Context:
             for conn in list(self.conns):
                 conn.check_timeouts(now)
             rounds += 1
-            if rounds % 4 == 0:
+            if rounds % 10 == 0:
                 self._close_stale_pooled(now)
                 if self.access is not None:
                     self.access.flush()
+                if self.policies:
+                    self._expire_faults()
+                    _outlier.sweep(self.events, self.services, now)
+            if rounds % 100 == 0:
+                _outlier.reset_windows(self.services)
+
+    def _expire_faults(self) -> None:
+        wall = time.time()
+        for service in self.services.values():
+            if any(f.expires_at is not None and f.expires_at <= wall for f in service.faults):
+                service.faults = tuple(
+                    f for f in service.faults if f.expires_at is None or f.expires_at > wall
+                )
+                service.refresh()
 
     def _close_stale_pooled(self, now: float) -> None:
         for backend in self.backends.values():
@@ -191,13 +290,34 @@ class Context:
                 backend.idle.remove(upstream)
                 upstream.transport.close()
 
-    def dump(self) -> dict[str, Any]:
+    def dump(self, since: int = 0) -> dict[str, Any]:
         replicas: dict[str, Any] = {}
+        wall, now = time.time(), self.loop.time()
         for backend in self.backends.values():
-            replicas[backend.id] = dict(backend.counters.dump(), active=backend.active)
+            until = backend.ejected_until
+            replicas[backend.id] = dict(
+                backend.counters.dump(),
+                active=backend.active,
+                ejected_until=round(wall + until - now, 3) if until > now else None,
+                ejections=backend.ejections,
+                consecutive_failures=backend.fails,
+                ewma_ms=round(backend.ewma, 3),
+            )
+        breakers = {
+            name: {
+                "state": BREAKER_NAMES[s.breaker],
+                "since": round(s.breaker_since, 6) if s.breaker_since else None,
+                "cause": s.breaker_cause,
+            }
+            for name, s in self.services.items()
+        }
         return {
             "services": {n: c.dump() for n, c in self.counters.items()},
             "replicas": replicas,
+            "breakers": breakers,
+            "retries": dict(self.retries),
+            "fault_hits": dict(self.fault_hits),
+            "events": self.events.since(since),
         }
 
     async def close(self) -> None:
@@ -274,7 +394,8 @@ async def _handle(
     if op == "sync":
         reply: dict[str, Any] = {"op": "sync", "id": msg["id"]}
     elif op == "stats":
-        reply = {"op": "stats", "id": msg["id"], "data": ctx.dump()}
+        data = ctx.dump(int(msg.get("since", 0)))
+        reply = {"op": "stats", "id": msg["id"], "data": data}
     else:
         return False
     writer.write(json.dumps(reply).encode() + b"\n")

@@ -99,11 +99,58 @@ def _depends_shorthand(value: object) -> object:
     return value
 
 
+class Retries(_Model):
+    """When the gateway sends a failed request again (see docs/gateway.md)."""
+
+    attempts: int | None = Field(None, ge=0, le=10, description="Retries per request; 2.")
+    budget_ratio: float | None = Field(
+        None, ge=0, le=1, description="Retries as a share of requests; 0.2."
+    )
+    budget_per_s: float | None = Field(None, ge=0, description="Plus this many a second; 10.")
+    backoff_base: Duration | None = Field(None, description="Full-jitter back-off base; 25ms.")
+    backoff_cap: Duration | None = Field(None, description="Back-off cap; 250ms.")
+
+
+class Outlier(_Model):
+    """When a replica is taken out of rotation for a while."""
+
+    consecutive_failures: int | None = Field(None, ge=1, description="In a row; 5.")
+    base_ejection: Duration | None = Field(
+        None, description="First ejection; each next one is longer by this much; 10s."
+    )
+    max_ejected_ratio: float | None = Field(
+        None, ge=0, le=1, description="At most this share of replicas out; 0.5."
+    )
+
+
+class Breaker(_Model):
+    """The per-service circuit breaker: opens when every replica is failing."""
+
+    enabled: bool | None = None
+
+
+class Policy(_Model):
+    """Resilience policy of a service (or of one route prefix). Unset values
+    take the defaults shown; `lsq.gateway.effective_policy` tells which."""
+
+    connect_timeout: Duration | None = Field(None, description="Per connection; 1s.")
+    try_timeout: Duration | None = Field(None, description="Per attempt, to the response head; 15s.")
+    timeout: Duration | None = Field(
+        None, description="Whole request, retries included; 30s. Sent on as X-LSQ-Deadline."
+    )
+    retries: Retries | None = None
+    outlier: Outlier | None = None
+    breaker: Breaker | None = None
+
+
 class Route(_Model):
     """A path prefix on the ingress port that goes to this service."""
 
     prefix: str
     strip: bool = Field(True, description="Remove the prefix before forwarding.")
+    policy: Policy | None = Field(
+        None, description="Overrides of the service's policy for this prefix."
+    )
 
     @field_validator("prefix")
     @classmethod
@@ -143,6 +190,9 @@ class Service(_Model):
     )
     external: str | None = Field(None, description="URL of a third-party API.")
     routes: list[Route] = Field(default_factory=list)
+    policy: Policy | None = Field(
+        None, description="Timeouts, retries, outlier ejection, breaker (gateway)."
+    )
 
     @field_validator("env_file", mode="before")
     @classmethod

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
-from lsq.gateway import Backend, Gateway, PrefixRoute, RoutingTable, ServiceEntry
+from lsq.gateway import (
+    Backend,
+    Gateway,
+    PrefixRoute,
+    RoutingTable,
+    ServiceEntry,
+    table_policy,
+)
 from lsq.manifest import AppConfig
 from lsq.registry import Change, Instance, MemoryRegistry
 
@@ -28,6 +37,7 @@ class GatewayFeed:
         ports: dict[str, int],
         ingress_port: int,
         drain_timeout: float = 30.0,
+        faults: Callable[[str], list[dict[str, Any]]] = lambda service: [],
     ) -> None:
         self._app = app
         self._registry = registry
@@ -35,6 +45,7 @@ class GatewayFeed:
         self._ports = ports
         self._ingress = ingress_port
         self._drain_timeout = drain_timeout
+        self._faults = faults
         self._scheduled = False
         self._unwatch = registry.watch(self._changed)
 
@@ -43,9 +54,12 @@ class GatewayFeed:
         for name, svc in self._app.services.items():
             routes = tuple(PrefixRoute(r.prefix, r.strip) for r in svc.routes)
             backends = tuple(
-                Backend(i.id, i.host, i.port, i.weight) for i in self._registry.routable(name)
+                Backend(i.id, i.host, i.port, i.weight, i.pid) for i in self._registry.routable(name)
             )
-            services[name] = ServiceEntry(self._ports[name], backends, svc.external, routes)
+            faults = tuple(self._faults(name))
+            services[name] = ServiceEntry(
+                self._ports[name], backends, svc.external, routes, faults, table_policy(svc)
+            )
         return RoutingTable(services=services, ingress_port=self._ingress)
 
     def push(self) -> None:

@@ -153,6 +153,8 @@ class Runtime:
         self.gateway: Gateway | None = None
         self.feed: GatewayFeed | None = None
         self.ingress_port: int | None = None
+        # Set by whoever injects faults (lsq.chaos) before the gateway starts.
+        self.fault_source: Callable[[str], list[dict[str, object]]] = lambda service: []
 
     # -- start-up -----------------------------------------------------------------
 
@@ -241,7 +243,7 @@ class Runtime:
         self.gateway = Gateway(self.app.manifest.gateway, log_dir=self.dir / "gateway")
         assert self.ingress_port is not None
         self.feed = GatewayFeed(self.app, self.registry, self.gateway, ports=ports,
-                                ingress_port=self.ingress_port)
+                                ingress_port=self.ingress_port, faults=self.fault_source)
         self.gateway.update(self.feed.table())
         await self.gateway.start()
         self.sup.drain = self.feed.drain

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lsq.manifest import AppConfig, Service, env_name
 from lsq.registry import Instance, MemoryRegistry, State
-from lsq.runtime._health import probe
+from lsq.runtime._health import ProbeResult, probe
 from lsq.runtime._ports import free_port, port_in_use, who_listens
 from lsq.runtime._spawn import Child, group_alive, signal_group, signal_number, spawn
 
@@ -280,7 +280,11 @@ class Replica:
         ok_run = fail_run = 0
         wait = FAST_PROBE
         while not child.exited.done():
-            result = await probe(check, host=inst.host, port=inst.port, cwd=cwd, env=env)
+            forced = self.sup.health_override(self.id)
+            if forced:
+                result = ProbeResult(False, forced)
+            else:
+                result = await probe(check, host=inst.host, port=inst.port, cwd=cwd, env=env)
             if result.ok:
                 ok_run, fail_run = ok_run + 1, 0
                 if ok_run >= check.success_threshold and not inst.healthy:
@@ -377,7 +381,10 @@ class Unit:
         while len(self.replicas) < count:
             replica = Replica(self, len(self.replicas))
             self.replicas.append(replica)
-            if self.wanted:
+            if self.blocked:
+                # A blocked service never runs: its slots only show why.
+                replica._set(State.FAILED, self.blocked)
+            elif self.wanted:
                 replica.start()
         extra = self.replicas[count:]
         del self.replicas[count:]
@@ -502,6 +509,8 @@ class Supervisor:
         self._pending_notify = False
         self.units = {name: Unit(self, name) for name in app.dependency_order()}
         self.drain: Callable[[Instance], Awaitable[None]] | None = None
+        # A reason to fail an instance's health check on purpose (fault injection).
+        self.health_override: Callable[[str], str | None] = lambda instance_id: None
 
     # -- plumbing used by replicas ------------------------------------------------
 
