@@ -52,7 +52,7 @@ async def one_request(port: int) -> int:
         line = await asyncio.wait_for(reader.readline(), 10)
         writer.close()
         return int(line.split()[1])
-    except (OSError, asyncio.TimeoutError, IndexError, ValueError):
+    except (TimeoutError, OSError, IndexError, ValueError):
         return 0
 
 

@@ -18,9 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import psutil
 
@@ -34,7 +35,7 @@ POLL_INTERVAL = 0.02
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
-SERVICE_SOURCE = '''\
+SERVICE_SOURCE = """\
 import http.server
 import os
 
@@ -52,7 +53,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 port = int(os.environ["PORT"])
 http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
-'''
+"""
 
 
 @dataclass
@@ -68,6 +69,19 @@ class Running:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def print_machine() -> None:
+    """Date, cores, CPU model and load, so a figure can be read in context."""
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"{stamp}; nproc {os.cpu_count()}; {model}; load average {load}")
 
 
 def workdir() -> Path:
@@ -126,7 +140,7 @@ async def _probe(port: int) -> bool:
         writer.write(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         line = await asyncio.wait_for(reader.readline(), 2.0)
         return line.split(b" ")[1:2] == [b"200"]
-    except (OSError, asyncio.TimeoutError, IndexError):
+    except (OSError, TimeoutError, IndexError):
         return False
     finally:
         writer.close()
@@ -154,7 +168,7 @@ def wait_healthy_sync(ports: list[int], timeout: float = START_TIMEOUT) -> None:
 
 def _alive(proc: psutil.Process) -> bool:
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
@@ -181,7 +195,7 @@ def service_children(manager: int, script: Path) -> list[int]:
 
 def _cmdline(proc: psutil.Process) -> list[str]:
     try:
-        return proc.cmdline()
+        return [str(part) for part in proc.cmdline()]
     except psutil.Error:
         return []
 
@@ -208,19 +222,19 @@ def lsq_manifest(folder: Path, script: Path, count: int) -> None:
     (folder / "lsq.yaml").write_text("\n".join(lines) + "\n")
 
 
-def lsq_ps(folder: Path) -> dict[str, object]:
+def lsq_ps(folder: Path) -> dict[str, Any]:
     out = subprocess.run(
         [str(LSQ), "ps", "--json"], cwd=folder, check=True, capture_output=True
     ).stdout
-    data: dict[str, object] = json.loads(out)
+    data: dict[str, Any] = json.loads(out)
     return data
 
 
 def lsq_instances(folder: Path) -> list[tuple[int, int]]:
     """(pid, port) of every instance per `lsq ps --json`."""
     found = []
-    for svc in lsq_ps(folder)["services"]:  # type: ignore[union-attr]
-        for inst in svc["instances"]:  # type: ignore[index]
+    for svc in lsq_ps(folder)["services"]:
+        for inst in svc["instances"]:
             found.append((int(inst["pid"]), int(inst["port"])))
     return found
 
@@ -242,17 +256,26 @@ def start_lsq(count: int) -> Running:
     script = write_service(folder)
     lsq_manifest(folder, script, count)
     t0 = time.monotonic()
-    subprocess.run(
-        [str(LSQ), "up", "-d"], cwd=folder, check=True, capture_output=True,
+    done = subprocess.run(
+        [str(LSQ), "up", "-d"],
+        check=False,
+        cwd=folder,
+        capture_output=True,
         timeout=START_TIMEOUT,
     )
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).decode(errors="replace")[-600:]
+        raise RuntimeError(f"`lsq up -d` in {folder} exited {done.returncode}: {tail}")
     returned = time.monotonic() - t0
     instances = lsq_instances(folder)
     wait_healthy_sync([port for _, port in instances])
     confirmed = time.monotonic() - t0
     return Running(
-        "lsq", [pid for pid, _ in instances], lambda: lsq_down(folder),
-        manager_pids=[lsq_runtime_pid(folder)], folder=folder,
+        "lsq",
+        [pid for pid, _ in instances],
+        lambda: lsq_down(folder),
+        manager_pids=[lsq_runtime_pid(folder)],
+        folder=folder,
         extra={"seconds": returned, "confirmed": confirmed},
     )
 
@@ -273,7 +296,9 @@ def start_honcho(count: int) -> Running:
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [str(peers / "bin" / "honcho"), "start", "-f", "Procfile"],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     wait_healthy_sync(ports)
@@ -335,7 +360,9 @@ def start_circus(count: int, *, stop_with: str = "circusctl") -> Running:
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [str(peers / "bin" / "circusd"), str(ini)],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     wait_healthy_sync(ports)
@@ -369,8 +396,11 @@ async def _bare(
         env = dict(os.environ, PORT=str(port))
         procs.append(
             await asyncio.create_subprocess_exec(
-                SERVICE_PYTHON, str(script), env=env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                SERVICE_PYTHON,
+                str(script),
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
             )
         )
     await wait_healthy(ports)

@@ -24,7 +24,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as c  # noqa: E402
+import _common as c
 
 TICKS = os.sysconf("SC_CLK_TCK")
 MB = 1024 * 1024
@@ -53,7 +53,9 @@ def lsq_parts(runtime: int) -> dict[str, int]:
     return parts
 
 
-def measure(parts: dict[str, int], windows: int, window: float) -> dict[str, dict]:
+def measure(
+    parts: dict[str, int], windows: int, window: float
+) -> dict[str, dict[str, list[float]]]:
     seen: dict[str, dict[str, list[float]]] = {
         name: {"cpu": [], "rss": [], "uss": [], "pss": []} for name in parts
     }
@@ -71,7 +73,7 @@ def measure(parts: dict[str, int], windows: int, window: float) -> dict[str, dic
     return seen
 
 
-def add_sum(seen: dict[str, dict], prefix: str, label: str) -> None:
+def add_sum(seen: dict[str, dict[str, list[float]]], prefix: str, label: str) -> None:
     names = [n for n in seen if n.startswith(prefix)]
     count = len(seen[names[0]]["cpu"])
     seen[label] = {
@@ -80,18 +82,22 @@ def add_sum(seen: dict[str, dict], prefix: str, label: str) -> None:
     }
 
 
-def report(seen: dict[str, dict]) -> None:
+def report(seen: dict[str, dict[str, list[float]]]) -> None:
     print("\nper process, min / median / max over the windows:")
-    print(f"  {'process':16s} {'RSS MB':>20s} {'USS MB':>20s} {'PSS MB':>20s} "
-          f"{'idle CPU % of a core':>22s}")
+    print(
+        f"  {'process':16s} {'RSS MB':>20s} {'USS MB':>20s} {'PSS MB':>20s} "
+        f"{'idle CPU % of a core':>22s}"
+    )
     for name, vals in seen.items():
         cols = [c.fmt3(vals[k], "", 1) for k in ("rss", "uss", "pss")]
         cpu = c.fmt3(vals["cpu"], "", 2)
         print(f"  {name:16s} {cols[0]:>20s} {cols[1]:>20s} {cols[2]:>20s} {cpu:>22s}")
     rt = seen["lsq runtime"]
-    print("\ntargets: lsq runtime RSS <= 40 MB: median "
-          f"{statistics.median(rt['rss']):.1f} MB; idle CPU < 1%: median "
-          f"{statistics.median(rt['cpu']):.2f}%")
+    print(
+        "\ntargets: lsq runtime RSS <= 40 MB: median "
+        f"{statistics.median(rt['rss']):.1f} MB; idle CPU < 1%: median "
+        f"{statistics.median(rt['cpu']):.2f}%"
+    )
     print("references from the issue: circusd 31 MB, pm2 66 MB")
 
 
@@ -101,6 +107,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--services", type=int, default=50)
     args = parser.parse_args()
+    c.print_machine()
     c.ensure_peers()
     lsq = c.start_lsq(args.services)
     circus = c.start_circus(args.services)

@@ -19,12 +19,12 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as c  # noqa: E402
+import _common as c
 
 STARTERS: dict[str, Callable[[int], c.Running]] = {
     "lsq": c.start_lsq,
@@ -54,12 +54,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--services", type=int, default=50)
     args = parser.parse_args()
+    c.print_machine()
     c.ensure_peers()
     names = list(STARTERS)
     gone: dict[str, list[float]] = {n: [] for n in names}
     lsq_returned: list[float] = []
     for i in range(args.rounds):
-        order = names[i % len(names):] + names[: i % len(names)]
+        order = names[i % len(names) :] + names[: i % len(names)]
         row = []
         for name in order:
             run = STARTERS[name](args.services)

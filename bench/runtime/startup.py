@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as c  # noqa: E402
+import _common as c
 
 STARTERS: dict[str, Callable[[int], c.Running]] = {
     "lsq": c.start_lsq,
@@ -56,9 +56,7 @@ def report(results: list[dict[str, c.Running]]) -> None:
         pairs = [a / b for a, b in zip(secs["lsq"], secs[peer])]
         of_medians = statistics.median(secs["lsq"]) / statistics.median(secs[peer])
         note = f"  target {target}" if target else ""
-        print(
-            f"  lsq/{peer:7s} {c.fmt3(pairs, '')}; {of_medians:.2f}{note}"
-        )
+        print(f"  lsq/{peer:7s} {c.fmt3(pairs, '')}; {of_medians:.2f}{note}")
 
 
 def main() -> None:
@@ -66,11 +64,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--services", type=int, default=50)
     args = parser.parse_args()
+    c.print_machine()
     c.ensure_peers()
     names = list(STARTERS)
     results = []
     for i in range(args.rounds):
-        order = names[i % len(names):] + names[: i % len(names)]
+        order = names[i % len(names) :] + names[: i % len(names)]
         done = one_round(order, args.services)
         row = "  ".join(f"{n} {done[n].extra['seconds']:.2f}s" for n in order)
         print(f"round {i + 1}: {row}", flush=True)

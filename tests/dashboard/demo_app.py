@@ -1,6 +1,7 @@
 """A two-service app for the dashboard tests: `front` calls `back`.
 
-Both are small stdlib HTTP servers. Each request to `front /order?tag=X`
+Both are small stdlib HTTP servers; `GET /crash` makes one exit with code 3
+(`back` then waits 3 s or more before its restart, so a crash loop shows). Each request to `front /order?tag=X`
 starts a trace, calls `back /work` with a `traceparent` header, and both
 services print one JSON log line carrying the trace id and export one span as
 OTLP/JSON over urllib. The OTLP endpoint is `OTEL_EXPORTER_OTLP_ENDPOINT`
@@ -18,7 +19,9 @@ services:
     health:
       http: /health
       interval: 0.5s
-    restart: always
+    restart:
+      policy: always
+      backoff: 3s
   front:
     command: [{py}, -u, service.py, front]
     depends_on:
@@ -80,6 +83,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/health":
             return self.reply(200, {"ok": True})
+        if self.path == "/crash":
+            print("crashing on request", flush=True)
+            os._exit(3)
         start = time.time_ns()
         tag = self.path.partition("tag=")[2] or "-"
         parent = ""

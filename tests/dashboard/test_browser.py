@@ -176,3 +176,26 @@ def test_scale_control_changes_the_replica_count(demo: Running, page: Any) -> No
     page.fill('input[data-scale="back"]', "1")
     page.click('tr.service[data-service="back"] button[data-action="scale"]')
     page.locator('tr.instance[data-instance="back-1"]').wait_for(state="detached")
+
+
+def test_a_crash_shows_the_crash_loop_with_next_retry_and_exit_code(
+    demo: Running, page: Any
+) -> None:
+    page.click('#tabs button[data-view="services"]')
+    before = demo.service("back")["instances"][0]
+    try:
+        hit(f"http://127.0.0.1:{before['port']}/crash")
+    except OSError:
+        pass  # the process died before answering, as asked
+    row = page.locator('tr.instance[data-instance="back-0"]')
+    row.locator(".badge.s-crash-loop").wait_for()
+    assert "next retry in" in (row.get_attribute("title") or "")
+    assert row.locator("td").nth(7).inner_text() == "3"
+    service_row = page.locator('tr.service[data-service="back"]')
+    assert service_row.locator(".badge").first.inner_text() == "crash-loop"
+    wait_for(
+        lambda: demo.service("back")["instances"][0]["state"] == "running",
+        30,
+        "back to come back",
+    )
+    row.locator(".badge.s-running").wait_for()

@@ -41,7 +41,7 @@ def test_top_shows_every_replica_with_state_and_memory(demo: Running) -> None:
     result = demo.lsq("top", "-n", "1")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for name in ("back", "front", "back-0", "front-0", "running", "MiB"):
+    for name in ("back", "front", "back-0", "front-0", "running", "MiB", "rst"):
         assert name in out, out
 
 

@@ -13,7 +13,6 @@ from gateway_helpers import (
     Seen,
     async_test,
     get,
-    read_response,
     running_gateway,
     table,
 )
@@ -125,13 +124,20 @@ async def test_fault_scope_by_method_header_percent_replica_and_expiry() -> None
         header = (await client.request(headers={"X-Test": "1"})).status
         other_header = (await client.request(headers={"X-Test": "2"})).status
         plain = [(await client.request()).status for _ in range(20)]
-        replica = [(await client.request(path="/rep")).status for _ in range(30)]
         await client.close()
+        # Concurrent, so that the balancer spreads them over both replicas.
+        replica = [
+            r.status
+            for r in await asyncio.gather(*(get(gw.ports["web"], "/rep") for _ in range(30)))
+        ]
+        gw.update(_tbl([one.entry("web-1")], faults))  # the same faults, web-1 only
+        await gw.wait_applied()
+        only_one = [(await get(gw.ports["web"], "/rep")).status for _ in range(5)]
     assert (deleted, header, other_header) == (501, 502, 200)
     assert plain == [200] * 20
-    assert set(replica) == {200, 507}  # only the requests that picked web-2
-    assert all(s.path == "/rep" for s in two.seen if s.path == "/rep")
+    assert set(replica) <= {200, 507} and only_one == [200] * 5
     assert not any(s.path == "/rep" for s in two.seen)
+    assert replica.count(200) + 5 == sum(1 for s in one.seen if s.path == "/rep")
 
 
 _CALLER = """

@@ -9,7 +9,15 @@ import os
 import time
 from typing import Any
 
-from gateway_helpers import Backend, Client, Seen, async_test, get, running_gateway, table
+from gateway_helpers import (
+    Backend,
+    Client,
+    Seen,
+    async_test,
+    get,
+    running_gateway,
+    table,
+)
 
 
 def _status(code: int) -> Any:

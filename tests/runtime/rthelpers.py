@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -77,7 +76,7 @@ class Up:
     def __init__(self, app: App, args: tuple[str, ...], **popen: object) -> None:
         self.app = app
         self.out_path = app.root / f"up-{len(app.ups)}.out"
-        self._out = open(self.out_path, "wb")
+        self._out = open(self.out_path, "wb")  # noqa: SIM115 - held until close()
         self.proc = subprocess.Popen(
             [LSQ, "up", *args],
             cwd=app.cwd,
@@ -97,7 +96,9 @@ class Up:
     def wait_output(self, text: str, timeout: float = 15.0) -> str:
         def found() -> bool:
             if self.proc.poll() is not None and text not in self.output():
-                pytest.fail(f"lsq up exited ({self.proc.returncode}) before {text!r}:\n{self.output()}")
+                pytest.fail(
+                    f"lsq up exited ({self.proc.returncode}) before {text!r}:\n{self.output()}"
+                )
             return text in self.output()
 
         wait_for(found, timeout, f"{text!r} in the output of lsq up:\n{self.output()}")
@@ -155,7 +156,9 @@ class App:
         path = self.write(name, body)
         return f"{PY} {path.name}"
 
-    def lsq(self, *args: str, timeout: float = 30.0, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def lsq(
+        self, *args: str, timeout: float = 30.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [LSQ, *args],
             cwd=self.cwd,
@@ -165,6 +168,7 @@ class App:
             timeout=timeout,
             input=input,
             stdin=None if input is not None else subprocess.DEVNULL,
+            check=False,
         )
 
     def logs(self, *args: str, until: str) -> str:
@@ -198,7 +202,9 @@ class App:
 
     def runtime_pid(self) -> int | None:
         try:
-            return int(json.loads((self.state_dir() / "runtime.json").read_text())["pid"])
+            return int(
+                json.loads((self.state_dir() / "runtime.json").read_text())["pid"]
+            )
         except (OSError, ValueError, KeyError):
             return None
 

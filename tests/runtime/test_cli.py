@@ -33,7 +33,11 @@ def _pids(app: App, name: str) -> list[int]:
 def test_scale_up_and_down(app: App) -> None:
     _start(app)
     assert app.lsq("scale", "web=3").returncode == 0
-    wait_for(lambda: instance_states(app.service("web")) == ["running"] * 3, 10, "3 running replicas")
+    wait_for(
+        lambda: instance_states(app.service("web")) == ["running"] * 3,
+        10,
+        "3 running replicas",
+    )
     pids = _pids(app, "web")
     procs = [psutil.Process(p) for p in pids]
     assert len(set(pids)) == 3
@@ -62,12 +66,18 @@ def test_stop_start_and_restart_one_service(app: App) -> None:
     assert _pids(app, "worker") == worker
 
     assert app.lsq("start", "web").returncode == 0
-    wait_for(lambda: instance_states(app.service("web")) == ["running"], 10, "web running again")
+    wait_for(
+        lambda: instance_states(app.service("web")) == ["running"],
+        10,
+        "web running again",
+    )
     second = _pids(app, "web")[0]
     assert second != first.pid
 
     assert app.lsq("restart", "web").returncode == 0
-    wait_for(lambda: instance_states(app.service("web")) == ["running"], 10, "web restarted")
+    wait_for(
+        lambda: instance_states(app.service("web")) == ["running"], 10, "web restarted"
+    )
     third = app.service("web")["instances"][0]  # type: ignore[index]
     assert third["pid"] not in (first.pid, second)
     assert third["restarts"] >= 1
@@ -105,11 +115,34 @@ def test_control_api_refuses_what_it_must(app: App) -> None:
     assert _request(port, "GET", "/v1/status", {"Host": host, **auth})[0] == 200
     cases = [
         ("no token", "GET", "/v1/status", {"Host": host}, 401),
-        ("wrong token", "GET", "/v1/status", {"Host": host, "Authorization": "Bearer nope"}, 401),
-        ("foreign Host", "GET", "/v1/status", {"Host": f"evil.test:{port}", **auth}, 421),
-        ("foreign Origin", "POST", "/v1/services/web/stop",
-         {"Host": host, "Origin": "http://evil.test", **auth}, 403),
-        ("state change by GET", "GET", "/v1/services/web/stop", {"Host": host, **auth}, 405),
+        (
+            "wrong token",
+            "GET",
+            "/v1/status",
+            {"Host": host, "Authorization": "Bearer nope"},
+            401,
+        ),
+        (
+            "foreign Host",
+            "GET",
+            "/v1/status",
+            {"Host": f"evil.test:{port}", **auth},
+            421,
+        ),
+        (
+            "foreign Origin",
+            "POST",
+            "/v1/services/web/stop",
+            {"Host": host, "Origin": "http://evil.test", **auth},
+            403,
+        ),
+        (
+            "state change by GET",
+            "GET",
+            "/v1/services/web/stop",
+            {"Host": host, **auth},
+            405,
+        ),
         ("down by GET", "GET", "/v1/down", {"Host": host, **auth}, 405),
         ("stop without token", "POST", "/v1/services/web/stop", {"Host": host}, 401),
     ]

@@ -30,13 +30,16 @@ def _printed(text: str, keys: list[str]) -> dict[str, str]:
 
 def test_dotenv_values_follow_the_documented_grammar(app: App) -> None:
     # B23
-    app.write(".env", """
+    app.write(
+        ".env",
+        """
         TOKEN=abc#123
         NOTE=hello # comment
         Q="x # y"
         S='lit'
         E="a\\"b"
-    """)
+    """,
+    )
     app.write("show.py", PRINT_ENV)
     keys = ["TOKEN", "NOTE", "Q", "S", "E"]
     app.manifest(f"""
@@ -45,7 +48,13 @@ def test_dotenv_values_follow_the_documented_grammar(app: App) -> None:
             command: [{PY}, show.py, {", ".join(keys)}]
             env_file: .env
     """)
-    expected = {"TOKEN": "abc#123", "NOTE": "hello", "Q": "x # y", "S": "lit", "E": 'a"b'}
+    expected = {
+        "TOKEN": "abc#123",
+        "NOTE": "hello",
+        "Q": "x # y",
+        "S": "lit",
+        "E": 'a"b',
+    }
 
     up = app.up()
     up.wait_output("env printed")
@@ -135,8 +144,13 @@ def test_port_from_dotenv_is_ignored_the_same_way_by_up_and_run(app: App) -> Non
     warning = f"PORT in .env:1 is ignored; LSQ sets PORT ({port} for web)"
 
     run = subprocess.Popen(
-        [LSQ, "run", "web"], cwd=app.root, env=app.env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [LSQ, "run", "web"],
+        cwd=app.root,
+        env=app.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         out, err = run.communicate(timeout=3)
@@ -144,7 +158,9 @@ def test_port_from_dotenv_is_ignored_the_same_way_by_up_and_run(app: App) -> Non
         run.send_signal(signal.SIGTERM)
         out, err = run.communicate(timeout=5)
     assert _printed("".join(f"| {line}\n" for line in out.splitlines()), keys) == {
-        "PORT": str(port), "OTHER": "kept"}
+        "PORT": str(port),
+        "OTHER": "kept",
+    }
     assert warning in err
 
     result = app.lsq("up", "-d", "--timeout", "20")
@@ -181,8 +197,12 @@ def test_yaml_lookalike_values_reach_the_process_as_written(app: App) -> None:
     up.wait_output("env printed")
 
     assert _printed(up.output(), keys) == {
-        "DEBUG": "yes", "COUNTRY": "NO", "FLAG": "true",
-        "MODE": "off", "VERSION": "1.10", "PERMS": "0700",
+        "DEBUG": "yes",
+        "COUNTRY": "NO",
+        "FLAG": "true",
+        "MODE": "off",
+        "VERSION": "1.10",
+        "PERMS": "0700",
     }
 
 

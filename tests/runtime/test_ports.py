@@ -15,7 +15,9 @@ def _lsq_children() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
-def test_two_services_on_one_fixed_port_are_refused_before_anything_starts(app: App) -> None:
+def test_two_services_on_one_fixed_port_are_refused_before_anything_starts(
+    app: App,
+) -> None:
     # B16
     port = free_port()
     app.manifest(f"""
@@ -41,7 +43,9 @@ def test_two_services_on_one_fixed_port_are_refused_before_anything_starts(app: 
     assert port_free(port)
 
 
-def test_replicas_of_a_fixed_port_service_get_private_ports_or_are_refused(app: App) -> None:
+def test_replicas_of_a_fixed_port_service_get_private_ports_or_are_refused(
+    app: App,
+) -> None:
     # B16, second half: either refused before start, explaining how replicas
     # get ports, or (with the gateway in front) the fixed port is the
     # service's address and each replica listens on a private port.
@@ -109,4 +113,6 @@ def test_a_service_whose_port_is_taken_is_never_shown_running(app: App) -> None:
     assert web["state"] == "failed" and web["health"] != "healthy"
     reason = web["instances"][0]["reason"]  # type: ignore[index]
     assert f"port {port} is in use" in reason
-    assert "running" not in result.stdout.split("start-up failed")[0].replace("not running", "")
+    assert "running" not in result.stdout.split("start-up failed")[0].replace(
+        "not running", ""
+    )

@@ -12,7 +12,12 @@ from rthelpers import PY, App, instance_states, wait_for
 
 
 def _delays(output: str, instance: str) -> list[float]:
-    return [float(d) for d in re.findall(rf"{instance}: backoff: .*?restart \d+ in ([\d.]+)s", output)]
+    return [
+        float(d)
+        for d in re.findall(
+            rf"{instance}: backoff: .*?restart \d+ in ([\d.]+)s", output
+        )
+    ]
 
 
 def test_a_crash_loop_backs_off_with_growing_delays(app: App) -> None:
@@ -78,7 +83,10 @@ def test_max_restarts_is_honoured_exactly(app: App, runs_for: int) -> None:
     inst = flaky["instances"][0]  # type: ignore[index]
     assert flaky["state"] == "failed"
     assert inst["restarts"] == 3
-    assert "max_restarts: 3" in inst["reason"] and "gave up after 3 restarts" in inst["reason"]
+    assert (
+        "max_restarts: 3" in inst["reason"]
+        and "gave up after 3 restarts" in inst["reason"]
+    )
     assert inst["pid"] is None
     assert up.output().count("flaky-0: starting") == 4
     logs = app.logs("flaky", until="run")
@@ -127,7 +135,9 @@ def test_up_detached_exits_1_with_the_reason_when_startup_fails(app: App) -> Non
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_up_detached_reports_a_crash_loop_without_waiting_for_the_deadline(app: App) -> None:
+def test_up_detached_reports_a_crash_loop_without_waiting_for_the_deadline(
+    app: App,
+) -> None:
     app.manifest("""
         services:
           crash:

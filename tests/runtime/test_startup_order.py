@@ -61,7 +61,11 @@ def test_a_dependent_starts_only_after_its_dependency_is_healthy(app: App) -> No
     out = up.output()
 
     assert "api-0: waiting: waits for db to be healthy" in out
-    assert out.index("db listening") < out.index("db-0: running") < out.index("api-0: starting")
+    assert (
+        out.index("db listening")
+        < out.index("db-0: running")
+        < out.index("api-0: starting")
+    )
     assert "cannot reach db" not in out
     assert "api-0: backoff" not in out and "api-0: failed" not in out
     assert "api connected to db" in app.logs("api", until="api connected")
@@ -77,14 +81,20 @@ def test_a_dependent_keeps_waiting_while_its_dependency_restarts(app: App) -> No
     out = up.output()
 
     assert out.index("db: first start fails") < out.index("db-0: backoff")
-    assert out.index("db-0: backoff") < out.index("db-0: running") < out.index("api-0: starting")
+    assert (
+        out.index("db-0: backoff")
+        < out.index("db-0: running")
+        < out.index("api-0: starting")
+    )
     assert "dependency failed" not in out
     assert "api connected to db" in out
     assert app.service("db")["instances"][0]["restarts"] == 1  # type: ignore[index]
     assert instance_states(app.service("api")) == ["running"]
 
 
-def test_a_dependent_is_failed_with_the_reason_once_the_deadline_passes(app: App) -> None:
+def test_a_dependent_is_failed_with_the_reason_once_the_deadline_passes(
+    app: App,
+) -> None:
     # B14, second half: db never becomes healthy within its startup_timeout.
     app.write("api.py", API)
     app.manifest(f"""

@@ -21,7 +21,10 @@ def _load(ctx: Context) -> AppConfig:
     path = ctx.file if ctx.file is not None else find_manifest(Path.cwd())
     if not path.exists():
         raise UsageError(f"manifest {str(path)!r} does not exist; pass an existing file with -f")
-    app = load(path.resolve())
+    for extra in ctx.overrides:
+        if not extra.exists():
+            raise UsageError(f"override file {str(extra)!r} does not exist; check the -f arguments")
+    app = load(path.resolve(), overrides=[p.resolve() for p in ctx.overrides])
     for warning in app.warnings:
         click.echo(f"lsq: warning: {warning}", err=True)
     return app
@@ -91,7 +94,8 @@ def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | Non
     state = _state_dir(app)
     state.mkdir(parents=True, exist_ok=True)
     log = open(state / "runtime.log", "ab")
-    argv = [sys.executable, "-m", "lsq.cli._daemon", str(app.path), *services]
+    overrides = [f"--override={p}" for p in app.overrides]
+    argv = [sys.executable, "-m", "lsq.cli._daemon", str(app.path), *overrides, *services]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, cwd=app.root)
     log.close()
@@ -334,9 +338,9 @@ def scale(ctx: Context, assignments: tuple[str, ...]) -> None:
         _check_names(app, (name,))
         pairs.append((name, int(count)))
     client = _client(app)
-    for name, count in pairs:
-        client.post(f"/v1/services/{name}/scale", {"replicas": count})
-        click.echo(f"lsq: {name} scaled to {count}")
+    for name, replicas in pairs:
+        client.post(f"/v1/services/{name}/scale", {"replicas": replicas})
+        click.echo(f"lsq: {name} scaled to {replicas}")
 
 
 # -- validate, config ---------------------------------------------------------------

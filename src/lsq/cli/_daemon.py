@@ -18,9 +18,11 @@ def main() -> None:
     from lsq.manifest import load
     from lsq.runtime import Printer
 
-    path, *services = sys.argv[1:]
+    path, *rest = sys.argv[1:]
+    overrides = [Path(a.split("=", 1)[1]) for a in rest if a.startswith("--override=")]
+    services = [a for a in rest if not a.startswith("--override=")]
     try:
-        app = load(Path(path))
+        app = load(Path(path), overrides=overrides)
         code = _run_loop(serve(app, services=services or None, printer=Printer(sys.stdout, notes_only=True)))
     except LsqError as exc:
         print(f"lsq: error: {exc}", flush=True)

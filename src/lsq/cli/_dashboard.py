@@ -99,21 +99,18 @@ _STYLE = {
 
 
 def _table(status: dict[str, Any]) -> Any:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"{status['app']}  (runtime pid {status['pid']})", expand=False)
-    for name, justify in (
-        ("service", "left"),
-        ("state", "left"),
-        ("pid", "right"),
-        ("uptime", "right"),
-        ("restarts", "right"),
-        ("cpu%", "right"),
-        ("memory", "right"),
-        ("req/s", "right"),
-        ("err%", "right"),
-        ("p95 ms", "right"),
-    ):
+    table = Table(
+        title=f"{status['app']}  (runtime pid {status['pid']})",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        expand=False,
+    )
+    table.add_column("service", overflow="fold")
+    for name in ("state", "pid", "up", "rst", "cpu%", "MiB", "req/s", "err%", "p95ms"):
+        justify = "left" if name == "state" else "right"
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for svc in status["services"]:
         t = svc.get("traffic")
@@ -155,7 +152,7 @@ def _num(value: float | None) -> str:
 
 
 def _mem(value: int | None) -> str:
-    return "" if value is None else f"{value / (1 << 20):.1f} MiB"
+    return "" if value is None else f"{value / (1 << 20):.1f}"
 
 
 def _uptime(seconds: float | None) -> str:

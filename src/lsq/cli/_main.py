@@ -14,8 +14,9 @@ from lsq.errors import LsqError
 class Context:
     """Options shared by every command."""
 
-    def __init__(self, file: Path | None, debug: bool) -> None:
-        self.file = file
+    def __init__(self, files: tuple[Path, ...], debug: bool) -> None:
+        self.file = files[0] if files else None
+        self.overrides = list(files[1:])
         self.debug = debug
 
 
@@ -23,16 +24,18 @@ class Context:
 @click.option(
     "-f",
     "--file",
+    "files",
     type=click.Path(path_type=Path),
-    default=None,
-    help="The manifest; default: lsq.yaml here or in the nearest parent folder.",
+    multiple=True,
+    help="The manifest; default: lsq.yaml here or in the nearest parent folder. "
+    "Repeat to merge override files onto it, in order.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="lsq")
 @click.pass_context
-def cli(ctx: click.Context, file: Path | None, debug: bool) -> None:
+def cli(ctx: click.Context, files: tuple[Path, ...], debug: bool) -> None:
     """Run, supervise and route a microservice app from one lsq.yaml."""
-    ctx.obj = Context(file, debug)
+    ctx.obj = Context(files, debug)
 
 
 def _register() -> None:

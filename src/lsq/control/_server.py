@@ -152,6 +152,7 @@ async def serve(app: AppConfig, *, services: list[str] | None, printer: Printer)
         _mount_chaos(api, runtime)
         await runtime.start_gateway()
         _mount_dashboard(api, runtime)
+        _mount_deploy(api, runtime)
         server = HttpServer(api)
         port = await server.start("127.0.0.1", 0)
         api.guard = Guard(new_token(runtime.dir / "token"), port)
@@ -181,6 +182,14 @@ def _mount_dashboard(api: ControlAPI, runtime: Runtime) -> None:
         from lsq.dashboard import mount
     except ImportError:  # the dashboard package is optional in a minimal install
         return
+    mount(api, runtime)
+
+
+def _mount_deploy(api: ControlAPI, runtime: Runtime) -> None:
+    # Before the services start: it labels the version each one starts with
+    # and closes releases a dead runtime left open.
+    from lsq.deploy import mount
+
     mount(api, runtime)
 
 

@@ -117,13 +117,20 @@ class Dashboard:
         self.traces.close()
 
     async def _every(self, seconds: float, step: Any) -> None:
+        last_failure = ""
         while True:
             try:
                 await step()
+                last_failure = ""
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a failed sample must not end sampling
-                self.runtime.printer.note(f"dashboard: sampling failed: {exc!r}")
+                # Said once per distinct failure, not once a second.
+                if repr(exc) != last_failure:
+                    last_failure = repr(exc)
+                    self.runtime.printer.note(
+                        f"dashboard: {step.__name__} failed: {exc!r}"
+                    )
             await asyncio.sleep(seconds)
 
     async def _sample_processes(self) -> None:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 BREAKER_NAMES = {CLOSED: "closed", OPEN: "open", HALF_OPEN: "half-open"}
 _EWMA_TAU = 10.0  # seconds for a fast sample to replace a slow one
+_MARGIN = 1.5  # within this factor two candidates count as equally good
+_WEIGHTED_MARGIN = 5.0
 
 
 class BackendState:
@@ -172,16 +174,22 @@ class ServiceState:
         if len(ready) <= 1:
             return ready[0] if ready else None
         if self.weighted:
+            # Weights are a traffic split (canary): latency only overrides
+            # them when the drawn replica is far worse than the other.
             weights = [b.weight for b in ready]
             first, second = random.choices(ready, weights, k=2)
+            margin = _WEIGHTED_MARGIN
         else:
             first, second = random.sample(ready, 2)
-        # Within 1.5x counts as a tie, so that weights decide the split
-        # between replicas that are equally good.
-        if _load(second) * 1.5 < _load(first):
+            margin = _MARGIN
+        if _load(second, now) * margin < _load(first, now):
             return second
         return first
 
 
-def _load(backend: BackendState) -> float:
-    return (backend.ewma + 0.1) * (backend.active + 1)
+def _load(backend: BackendState, now: float) -> float:
+    # The score decays while a replica gets no requests, so one slow sample
+    # cannot starve it for good: it is tried again and measured afresh.
+    idle = now - backend.ewma_at
+    ewma = backend.ewma * math.exp(-idle / _EWMA_TAU) if idle > 0 else backend.ewma
+    return (ewma + 0.1) * (backend.active + 1)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from lsq.errors import GatewayError
-from lsq.gateway._stats import merge, summarize
 from lsq.gateway._outlier import EVENTS_KEPT
+from lsq.gateway._stats import merge, summarize
 from lsq.gateway._table import RoutingTable
 from lsq.manifest._schema import Gateway as GatewaySettings
 

@@ -29,7 +29,6 @@ import httptools
 
 from lsq.gateway._balance import CLOSED, HALF_OPEN, OPEN, BackendState, ServiceState
 from lsq.gateway._faults import Fault
-from lsq.gateway._policy import IDEMPOTENT, RETRY_BODY, RETRY_STATUS, Policy
 from lsq.gateway._headers import (
     HOP_BY_HOP,
     SPECIAL,
@@ -37,6 +36,7 @@ from lsq.gateway._headers import (
     forwarded_headers,
     is_trusted,
 )
+from lsq.gateway._policy import IDEMPOTENT, RETRY_BODY, RETRY_STATUS, Policy
 from lsq.gateway._stats import bucket_of
 
 _perf = time.perf_counter

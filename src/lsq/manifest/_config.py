@@ -34,6 +34,7 @@ class AppConfig:
     env: dict[str, dict[str, str]]
     origins: dict[str, Origin] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    overrides: tuple[Path, ...] = ()
 
     @property
     def root(self) -> Path:

@@ -104,7 +104,9 @@ def load(
     _check(manifest, tree)
     manifest = _resolve(manifest, envs)
     warnings = tuple(dict.fromkeys(loader.warnings))
-    return AppConfig(path, manifest, envs, dict(loader.origins), warnings)
+    return AppConfig(
+        path, manifest, envs, dict(loader.origins), warnings, tuple(overrides)
+    )
 
 
 class _Loader:

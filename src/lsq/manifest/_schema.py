@@ -160,6 +160,55 @@ class Route(_Model):
         return value
 
 
+class SmokeRequest(_Model):
+    """A request sent to each new replica before it gets any traffic."""
+
+    path: str = Field(description="Path on the replica, such as /health.")
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"] = "GET"
+    status: int = Field(200, ge=100, le=599, description="The status expected.")
+    contains: str | None = Field(None, description="Text the body must contain.")
+
+    @field_validator("path")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"path must start with '/', found {value!r}")
+        return value
+
+
+class Analysis(_Model):
+    """How a canary step compares the new version with the old (docs/deploy.md)."""
+
+    min_requests: int = Field(50, ge=1, description="Per version, before any verdict.")
+    max_error_increase: float = Field(
+        0.01, ge=0, le=1, description="New error rate may exceed the old by this much."
+    )
+    max_p99_ratio: float = Field(1.5, ge=1, description="New p99 / old p99 at most.")
+    p99_slack: Duration = Field(0.05, description="p99 differences below this pass.")
+    extend: int = Field(3, ge=0, le=100, description="Holds of an inconclusive step.")
+    on_inconclusive: Literal["rollback", "promote"] = "rollback"
+
+
+class Release(_Model):
+    """How `lsq deploy` replaces a running version (docs/deploy.md)."""
+
+    strategy: Literal["blue-green", "canary"] = "blue-green"
+    steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100])
+    step_time: Duration = 30.0
+    ready_timeout: Duration = Field(60.0, description="New replicas healthy within this.")
+    drain_timeout: Duration = Field(30.0, description="In-flight requests get this long.")
+    warm: Duration = Field(60.0, description="Blue-green: old version kept for rollback.")
+    smoke: list[SmokeRequest] = Field(default_factory=list)
+    analysis: Analysis = Field(default_factory=Analysis)
+
+    @field_validator("steps")
+    @classmethod
+    def _rising(cls, value: list[int]) -> list[int]:
+        if not value or any(not 0 < v <= 100 for v in value) or value != sorted(set(value)):
+            raise ValueError(f"steps must rise within 1..100, such as [5, 25, 100], found {value}")
+        return value if value[-1] == 100 else [*value, 100]
+
+
 class Service(_Model):
     """One service of the app: a command run as `replicas` processes."""
 
@@ -192,6 +241,9 @@ class Service(_Model):
     routes: list[Route] = Field(default_factory=list)
     policy: Policy | None = Field(
         None, description="Timeouts, retries, outlier ejection, breaker (gateway)."
+    )
+    release: Release | None = Field(
+        None, description="How `lsq deploy` rolls out a new version (docs/deploy.md)."
     )
 
     @field_validator("env_file", mode="before")

@@ -39,9 +39,14 @@ class Instance:
     version: str = ""
     weight: int = 100
     labels: dict[str, str] = field(default_factory=dict)
+    # Instances of a release after the first carry the version in their id
+    # (`web-v2-0`), so both versions can run side by side during a release.
+    tagged: bool = False
 
     @property
     def id(self) -> str:
+        if self.tagged and self.version:
+            return f"{self.service}-{self.version}-{self.index}"
         return f"{self.service}-{self.index}"
 
     @property

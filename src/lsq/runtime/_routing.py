@@ -47,14 +47,27 @@ class GatewayFeed:
         self._drain_timeout = drain_timeout
         self._faults = faults
         self._scheduled = False
+        # Instances being drained stay in the table at weight 0: no new
+        # requests, but the workers keep (and report) their in-flight count.
+        # A backend dropped from the table disappears from the workers'
+        # stats at once, so its in-flight requests could not be waited for.
+        self._draining: dict[str, Instance] = {}
         self._unwatch = registry.watch(self._changed)
 
     def table(self) -> RoutingTable:
         services: dict[str, ServiceEntry] = {}
         for name, svc in self._app.services.items():
+            if name not in self._ports:
+                continue  # blocked: its fixed port is held by another process
             routes = tuple(PrefixRoute(r.prefix, r.strip) for r in svc.routes)
+            routable = self._registry.routable(name)
             backends = tuple(
-                Backend(i.id, i.host, i.port, i.weight, i.pid) for i in self._registry.routable(name)
+                Backend(i.id, i.host, i.port, w, i.pid)
+                for i, w in zip(routable, weights(routable), strict=True)
+            ) + tuple(
+                Backend(i.id, i.host, i.port, 0, i.pid)
+                for i in self._draining.values()
+                if i.service == name and i not in routable
             )
             faults = tuple(self._faults(name))
             services[name] = ServiceEntry(
@@ -72,15 +85,38 @@ class GatewayFeed:
             asyncio.get_running_loop().call_soon(self.push)
 
     async def drain(self, instance: Instance) -> None:
-        """Stop routing to `instance`, then wait for its in-flight requests."""
+        """Stop routing new requests to `instance` (weight 0), wait for its
+        in-flight requests (up to the drain timeout), then drop it."""
+        svc = self._app.services.get(instance.service)
+        release = svc.release if svc is not None else None
+        timeout = release.drain_timeout if release is not None else self._drain_timeout
+        self._draining[instance.id] = instance
+        try:
+            await self.push_applied()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                stats = await self.gateway.stats()
+                if not stats["replicas"].get(instance.id, {}).get("active", 0):
+                    break
+                await asyncio.sleep(DRAIN_POLL)
+        finally:
+            self._draining.pop(instance.id, None)
+        await self.push_applied()
+
+    async def push_applied(self) -> None:
+        """Push the table now and wait until every worker uses it."""
         self.push()
         await self.gateway.wait_applied()
-        deadline = time.monotonic() + self._drain_timeout
-        while time.monotonic() < deadline:
-            stats = await self.gateway.stats()
-            if not stats["replicas"].get(instance.id, {}).get("active", 0):
-                return
-            await asyncio.sleep(DRAIN_POLL)
 
     def close(self) -> None:
         self._unwatch()
+
+
+def weights(instances: list[Instance]) -> list[int]:
+    """The gateway weight of each routable instance. When all are 0 (a
+    release's new version went unhealthy while the old one stood at 0),
+    they share the traffic equally rather than serve no one."""
+    found = [max(0, i.weight) for i in instances]
+    if found and not any(found):
+        return [1] * len(found)
+    return found

@@ -73,6 +73,21 @@ def _lock_held(state_dir: Path) -> bool:
     return False
 
 
+def _ours(pgid: int, since: float) -> bool:
+    """Is `pgid` still a group LSQ started (not a reused process id)?"""
+    import psutil
+
+    try:
+        leader = psutil.Process(pgid)
+        return bool(
+            group_alive(pgid)
+            and leader.create_time() >= since - 1
+            and "LSQ_INSTANCE" in leader.environ()
+        )
+    except (psutil.Error, OSError):
+        return False
+
+
 class AppLock:
     """An flock on `.lsq/lock`: the kernel drops it when the runtime dies,
     so a lock left by a dead runtime is never mistaken for a live one."""
@@ -177,7 +192,7 @@ class Runtime:
         except ValueError:
             old = {}
         for pgid in old.get("groups", []):
-            if group_alive(pgid):
+            if _ours(pgid, float(old.get("started", 0))):
                 signal_group(pgid, 9)
         stale.unlink(missing_ok=True)
         self.printer.note(f"removed stale state of runtime pid {old.get('pid', '?')}")

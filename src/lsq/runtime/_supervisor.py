@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsq.errors import ServiceError
 from lsq.manifest import AppConfig, Service, env_name
 from lsq.registry import Instance, MemoryRegistry, State
 from lsq.runtime._health import ProbeResult, probe
@@ -78,12 +79,14 @@ def service_env(
     port: int,
     addresses: Addresses,
     data_env: dict[str, str],
+    own_env: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of one instance. Precedence, lowest first: the caller's
     environment, `env_file`, `env`, the data store, then what LSQ sets itself
-    (PORT, LSQ_*), which always wins (docs/manifest.md)."""
+    (PORT, LSQ_*), which always wins (docs/manifest.md). `own_env` replaces
+    the manifest's `env_file` and `env` (a release's version of them)."""
     env = dict(os.environ)
-    env.update(app.env.get(service, {}))
+    env.update(app.env.get(service, {}) if own_env is None else own_env)
     env.update(data_env)
     for dep in app.services[service].depends_on:
         env[env_name(dep)] = addresses.service_url(app, dep)
@@ -113,13 +116,33 @@ def cannot_run(command: str | list[str], cwd: Path, exc: OSError) -> str:
     return f"{prefix}: {exc.strerror or exc}"
 
 
+@dataclass(frozen=True)
+class Version:
+    """What one version of a service runs (see lsq.deploy).
+
+    `service` and `env` replace the manifest's entry, `cwd` its folder (a
+    release from a git ref runs in its own worktree); None keeps the unit's.
+    `tagged` puts the label in instance ids, so two versions can coexist.
+    """
+
+    label: str = ""
+    service: Service | None = None
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    tagged: bool = False
+
+
 class Replica:
     """One process slot of a service, with its own life-cycle task."""
 
-    def __init__(self, unit: Unit, index: int) -> None:
+    def __init__(self, unit: Unit, index: int, version: Version | None = None) -> None:
         self.unit = unit
         self.sup = unit.sup
-        self.instance = Instance(service=unit.name, index=index, port=0)
+        self.version = version or unit.version
+        self.instance = Instance(
+            service=unit.name, index=index, port=0,
+            version=self.version.label, tagged=self.version.tagged,
+        )
         self.child: Child | None = None
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
@@ -130,6 +153,17 @@ class Replica:
     @property
     def id(self) -> str:
         return self.instance.id
+
+    @property
+    def service(self) -> Service:
+        return self.version.service or self.unit.service
+
+    @property
+    def cwd(self) -> Path:
+        return self.version.cwd or self.sup.app.cwd(self.unit.name)
+
+    def env(self, port: int) -> dict[str, str]:
+        return self.sup.env_for(self.unit.name, self.id, port, own_env=self.version.env)
 
     def start(self) -> None:
         self.stopping = False
@@ -173,18 +207,18 @@ class Replica:
 
     async def _run_once(self) -> int | None:
         """Spawn, watch health, and return the exit code (None: do not restart)."""
-        svc = self.unit.service
+        svc = self.service
         port = self.sup.addresses.replica_port(self.unit.name, self.instance.index, self.sup.taken_ports())
         self.instance.port = port
         if port_in_use(port):
             who = who_listens(port)
             return self._spawn_failed(f"port {port} is in use{' by ' + who if who else ''}")
-        env = self.sup.env_for(self.unit.name, self.id, port)
+        env = self.env(port)
         self._last_stderr = ""
         try:
-            self.child = await spawn(svc.command or "", cwd=self.sup.app.cwd(self.unit.name), env=env, sink=self._line)
+            self.child = await spawn(svc.command or "", cwd=self.cwd, env=env, sink=self._line)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-            cwd = self.sup.app.cwd(self.unit.name)
+            cwd = self.cwd
             self._set(State.FAILED, cannot_run(svc.command or "", cwd, exc))
             return None
         child = self.child
@@ -226,7 +260,7 @@ class Replica:
 
     async def _after_exit(self, code: int) -> bool:
         """Decide what follows an exit; True to run again."""
-        svc = self.unit.service
+        svc = self.service
         policy = svc.restart
         how = f"exit code {code}" if code >= 0 else self._last_stderr
         if code in (126, 127):
@@ -264,7 +298,7 @@ class Replica:
         return True
 
     async def _watch_health(self, child: Child) -> None:
-        svc = self.unit.service
+        svc = self.service
         check = svc.health
         if check is None:
             # Without a health check, "up" means "still running after a short
@@ -274,8 +308,8 @@ class Replica:
             self._set(State.RUNNING, "", healthy=True)
             return
         inst = self.instance
-        env = self.sup.env_for(self.unit.name, self.id, inst.port)
-        cwd = self.sup.app.cwd(self.unit.name)
+        env = self.env(inst.port)
+        cwd = self.cwd
         started = time.monotonic()
         ok_run = fail_run = 0
         wait = FAST_PROBE
@@ -328,7 +362,7 @@ class Replica:
             self._set(State.STOPPED, "", pid=None, next_retry=None)
 
     async def _stop_child(self, child: Child) -> None:
-        svc = self.unit.service
+        svc = self.service
         pgid = child.pid
         self._set(State.STOPPING, "")
         if self.sup.drain is not None:
@@ -368,7 +402,10 @@ class Unit:
         self.sup = sup
         self.name = name
         self.service: Service = sup.app.services[name]
+        self.version = Version()
         self.replicas: list[Replica] = []
+        # A release's new version while it is being tried (lsq.deploy).
+        self.candidates: list[Replica] = []
         self.wanted = False
         self.blocked = ""
 
@@ -409,7 +446,7 @@ class Unit:
 
     async def stop(self) -> None:
         self.wanted = False
-        await asyncio.gather(*(r.stop() for r in self.replicas))
+        await asyncio.gather(*(r.stop() for r in self.replicas + self.candidates))
 
     def condition_met(self, condition: str) -> bool:
         if self.external:
@@ -447,7 +484,7 @@ class Unit:
                 raise DependencyFailed(f"{dep} was not {cond} within startup_timeout {deadline:g}s")
 
     def snapshot(self) -> dict[str, object]:
-        instances = [r.instance.snapshot() for r in self.replicas]
+        instances = [r.instance.snapshot() for r in self.replicas + self.candidates]
         return {
             "name": self.name,
             "state": self.state(),
@@ -549,9 +586,16 @@ class Supervisor:
         self._guard("-", pgid)
 
     def taken_ports(self) -> set[int]:
-        return {r.instance.port for u in self.units.values() for r in u.replicas if r.instance.port}
+        return {
+            r.instance.port
+            for u in self.units.values()
+            for r in u.replicas + u.candidates
+            if r.instance.port
+        }
 
-    def env_for(self, service: str, instance: str, port: int) -> dict[str, str]:
+    def env_for(
+        self, service: str, instance: str, port: int, own_env: dict[str, str] | None = None
+    ) -> dict[str, str]:
         return service_env(
             self.app,
             service,
@@ -559,6 +603,7 @@ class Supervisor:
             port=port,
             addresses=self.addresses,
             data_env=self._data_env(service),
+            own_env=own_env,
         )
 
     # -- what the runtime calls ---------------------------------------------------
@@ -639,7 +684,7 @@ class Supervisor:
 
     def kill_all(self) -> None:
         for unit in self.units.values():
-            for replica in unit.replicas:
+            for replica in unit.replicas + unit.candidates:
                 replica.kill_now()
 
     async def stop_service(self, name: str) -> None:
@@ -650,11 +695,71 @@ class Supervisor:
 
     async def restart_service(self, name: str) -> None:
         unit = self.units[name]
+        if unit.wanted and not unit.blocked and unit.replicas:
+            await self._rolling_restart(unit)
+            return
         await unit.stop()
         for replica in unit.replicas:
             replica.instance.restarts += 1
             replica._crashes = 0
         unit.start()
+
+    async def _rolling_restart(self, unit: Unit) -> None:
+        """One replica at a time: drain and stop it, start it, wait until it
+        is healthy, then the next; the others keep serving meanwhile."""
+        timeout = unit.service.startup_timeout
+        for replica in list(unit.replicas):
+            await replica.stop()
+            replica.instance.restarts += 1
+            replica._crashes = 0
+            replica.start()
+            inst = replica.instance
+            await self.wait_until(
+                lambda: (inst.state is State.RUNNING and inst.healthy)
+                or inst.state in (State.FAILED, State.EXITED),
+                timeout,
+            )
+            if not (inst.state is State.RUNNING and inst.healthy):
+                raise ServiceError(
+                    f"{replica.id} was not healthy within {timeout:g}s after its restart "
+                    f"(state {inst.state.value}: {inst.reason or 'no detail'}); "
+                    "the replicas after it were not restarted; see `lsq logs`"
+                )
+
+    # -- versions (lsq.deploy) ----------------------------------------------------
+
+    def start_candidates(self, name: str, version: Version, count: int) -> list[Replica]:
+        """Start `count` replicas of `version` beside the current ones, at
+        weight 0: healthy, but no traffic until the release gives them some."""
+        unit = self.units[name]
+        replicas = [Replica(unit, i, version) for i in range(count)]
+        for replica in replicas:
+            replica.instance.weight = 0
+            unit.candidates.append(replica)
+            replica.start()
+        return replicas
+
+    def promote(self, name: str) -> list[Replica]:
+        """Make the candidates the service's replicas; returns the old ones
+        (still running, for the caller to drain and stop)."""
+        unit = self.units[name]
+        old, unit.replicas, unit.candidates = unit.replicas, unit.candidates, []
+        if unit.replicas:
+            unit.version = unit.replicas[0].version
+            unit.service = unit.version.service or unit.service
+        unit.candidates = old  # still running until stopped
+        return old
+
+    async def stop_candidates(self, name: str) -> None:
+        """Drain, stop and forget the candidates (or the old version after a
+        promotion)."""
+        unit = self.units[name]
+        replicas = list(unit.candidates)
+        await asyncio.gather(*(r.stop() for r in replicas))
+        for replica in replicas:
+            if replica in unit.candidates:
+                unit.candidates.remove(replica)
+            self.registry.remove(replica.id)
 
     async def scale(self, name: str, count: int) -> None:
         unit = self.units[name]
