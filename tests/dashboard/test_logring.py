@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from lsq.dashboard import LogRing
-from lsq.dashboard._logring import classify
+from lsq.dashboard._logring import classify, stored_tail
 
 
 def feed(ring: LogRing, n: int, service: str = "api", text: str = "line {i}") -> None:
@@ -86,3 +87,28 @@ def test_json_lines_become_fields_and_are_found_by_trace_id() -> None:
     (line,) = ring.by_trace(trace.lower())
     assert line.fields == {"msg": "hi", "trace_id": trace, "user": 7}
     assert line.to_json()["fields"]["user"] == 7
+
+
+def test_stored_tail_reads_the_newest_lines_of_each_file(tmp_path: Path) -> None:
+    for name, offset in (("api", 0.0), ("db", 0.5)):
+        with open(tmp_path / f"{name}.log", "w") as file:
+            for i in range(1000):
+                record = {
+                    "ts": i + offset,
+                    "instance": f"{name}-0",
+                    "stream": "stdout",
+                    "line": f"{name} {i}",
+                }
+                file.write(json.dumps(record) + "\n")
+    (tmp_path / "broken.log").write_text("not json\n")
+    records = stored_tail(tmp_path, per_service=4096, total=50)
+    assert len(records) == 50
+    assert records[-1] == {
+        "ts": 999.5,
+        "instance": "db-0",
+        "stream": "stdout",
+        "line": "db 999",
+        "service": "db",
+    }
+    assert [r["ts"] for r in records] == sorted(r["ts"] for r in records)  # type: ignore[type-var]
+    assert stored_tail(tmp_path / "missing") == []

@@ -26,6 +26,7 @@ class Load:
     rate: float = 50.0
     duration: float = 20.0
     slow_every: int = 10
+    path: str = "/"
     outcomes: list[Outcome] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -51,7 +52,7 @@ class Load:
                 delay = began + n / self.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                path = "/slow" if self.slow_every and n % self.slow_every == 0 else "/"
+                path = "/slow" if self.slow_every and n % self.slow_every == 0 else self.path
                 pool.submit(self._one, path)
 
     def _one(self, path: str) -> None:

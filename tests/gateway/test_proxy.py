@@ -50,6 +50,7 @@ async def test_stale_pooled_connection_never_gives_502() -> None:
             await asyncio.sleep((0.08, 0.1, 0.12, 0.2)[i % 4])
     assert statuses == [200] * 12
     assert backend.connections > 1  # the backend did close idle connections
+    assert len(backend.seen) == 12  # and no POST reached it twice
 
 
 async def _chunked_backend(seen: Seen, writer: asyncio.StreamWriter) -> None:

@@ -128,6 +128,10 @@ def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | Non
         if startup["state"] == "ready":
             click.echo(f"lsq: {app.name} is up (runtime pid {proc.pid}) in {startup.get('seconds', '?')}s")
             _print_table(status)  # type: ignore[arg-type]
+            token = (state / "token").read_text().strip()
+            click.echo(f"dashboard: http://127.0.0.1:{client.info.port}/?token={token}")
+            if status.get("ingress"):  # type: ignore[union-attr]
+                click.echo(f"ingress:   {status['ingress']}")  # type: ignore[index]
             return
         reason = startup["reason"] if startup["state"] == "failed" else _crash_loop(status)  # type: ignore[arg-type]
         if reason:

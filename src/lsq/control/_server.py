@@ -6,12 +6,16 @@ import asyncio
 import json
 import signal
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from lsq.control._auth import Guard, new_token
 from lsq.control._http import HttpServer, Request, Response, Router
 from lsq.errors import LsqError
 from lsq.manifest import AppConfig
 from lsq.runtime import Printer, Runtime
+
+if TYPE_CHECKING:
+    from lsq.dashboard import Dashboard
 
 
 class ControlAPI:
@@ -145,19 +149,27 @@ async def serve(app: AppConfig, *, services: list[str] | None, printer: Printer)
         loop.add_signal_handler(sig, on_signal, sig)
 
     server: HttpServer | None = None
+    dashboard = None
     try:
+        # Prepare: processes and data stores, then the control API and its parts.
         sup = runtime.build()
         runtime.provision(sup.with_dependencies(services) if services else list(app.services))
         api = ControlAPI(runtime, stop)
         _mount_chaos(api, runtime)
-        await runtime.start_gateway()
-        _mount_dashboard(api, runtime)
         _mount_deploy(api, runtime)
         server = HttpServer(api)
         port = await server.start("127.0.0.1", 0)
         api.guard = Guard(new_token(runtime.dir / "token"), port)
+        dashboard = _mount_dashboard(api, runtime)
         runtime.write_info(port)
-        await runtime.start(services)
+        if dashboard is not None:
+            from lsq.dashboard import dashboard_url
+
+            printer.note(f"dashboard: {dashboard_url(port, api.guard.token)}")
+
+        # Start: services and the gateway's workers come up side by side.
+        runtime.check_fixed_ports()
+        await asyncio.gather(runtime.start(services), runtime.start_gateway())
         flusher = loop.create_task(_flush_logs(runtime))
         await stop.wait()
         flusher.cancel()
@@ -171,18 +183,29 @@ async def serve(app: AppConfig, *, services: list[str] | None, printer: Printer)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        if dashboard is not None:
+            await dashboard.close()
         if server is not None:
             await server.close()
         await runtime.stop_gateway()
         runtime.close()
 
 
-def _mount_dashboard(api: ControlAPI, runtime: Runtime) -> None:
+def _mount_dashboard(api: ControlAPI, runtime: Runtime) -> Dashboard | None:
     try:
-        from lsq.dashboard import mount
+        from lsq.dashboard import mount, otlp_endpoint
     except ImportError:  # the dashboard package is optional in a minimal install
-        return
-    mount(api, runtime)
+        return None
+    dashboard = mount(api, runtime)
+    # Every service exports its traces to the runtime's OTLP receiver, unless
+    # its own env says otherwise.
+    endpoint = otlp_endpoint(runtime)
+    assert runtime.sup is not None
+    runtime.sup.service_defaults = lambda name: {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_SERVICE_NAME": name,
+    }
+    return dashboard
 
 
 def _mount_deploy(api: ControlAPI, runtime: Runtime) -> None:

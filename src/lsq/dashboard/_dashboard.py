@@ -29,7 +29,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from lsq.control._http import Request, Response
-from lsq.dashboard._logring import LogRing
+from lsq.dashboard._logring import LogRing, stored_tail
 from lsq.dashboard._metrics import render
 from lsq.dashboard._samplers import ProcessSampler, TrafficBook
 from lsq.dashboard._traces import TraceStore, parse_otlp
@@ -79,6 +79,8 @@ class Dashboard:
         self.runtime = runtime
         self.otlp_secret = secrets.token_urlsafe(24)
         self.logs = LogRing()
+        for record in stored_tail(runtime.dir / "logs"):
+            self.logs.add(record)
         self.traces = TraceStore(runtime.dir / "telemetry")
         self.procs = ProcessSampler()
         self.traffic = TrafficBook()

@@ -9,10 +9,12 @@ fields and the trace view can find lines by `trace_id`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 _LEVEL_WORD = re.compile(
@@ -162,3 +164,35 @@ class LogRing:
 def _level_rank(level: str) -> int:
     """0 for no filter; a line passes a filter of its own rank or lower."""
     return {"": 0, "debug": 1, "info": 2, "warn": 3, "error": 4}.get(level, 0)
+
+
+def stored_tail(
+    folder: Path, *, per_service: int = 32 << 10, total: int = 2000
+) -> list[dict[str, object]]:
+    """The newest stored lines of every service (`.lsq/logs/<service>.log`),
+    oldest first: at most `per_service` bytes of each file and `total` lines.
+
+    Lets the page show what happened just before a restart of the runtime.
+    """
+    records: list[dict[str, object]] = []
+    for path in sorted(folder.glob("*.log")):
+        try:
+            with open(path, "rb") as file:
+                size = file.seek(0, os.SEEK_END)
+                file.seek(max(0, size - per_service))
+                data = file.read()
+        except OSError:
+            continue
+        raw_lines = data.splitlines()
+        if size > per_service:
+            raw_lines = raw_lines[1:]  # the first one is cut
+        for raw in raw_lines:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                record["service"] = path.name[:-4]
+                records.append(record)
+    records.sort(key=lambda r: float(r.get("ts", 0)))  # type: ignore[arg-type]
+    return records[-total:]

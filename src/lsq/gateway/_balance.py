@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import math
 import random
 import ssl
@@ -79,12 +81,21 @@ class BackendState:
             self.ewma = self.ewma * weight + ms * (1.0 - weight)
         self.ewma_at = now
 
-    def take_idle(self) -> Upstream | None:
-        """A pooled connection that has not been closed by the backend."""
+    def take_idle(self, *, probe: bool = False) -> Upstream | None:
+        """A pooled connection that has not been closed by the backend.
+
+        With `probe`, also peek at the socket: a FIN or stray bytes the event
+        loop has not processed yet make the connection unusable. Requests
+        that must not be sent twice use this, since they are never retried.
+        """
         while self.idle:
             upstream = self.idle.pop()
-            if not upstream.closed and not upstream.transport.is_closing():
-                return upstream
+            if upstream.closed or upstream.transport.is_closing():
+                continue
+            if probe and not _quiet(upstream):
+                upstream.transport.close()
+                continue
+            return upstream
         return None
 
     def retire(self) -> None:
@@ -93,6 +104,25 @@ class BackendState:
         for upstream in self.idle:
             upstream.transport.close()
         self.idle.clear()
+
+
+def _quiet(upstream: Upstream) -> bool:
+    """True if nothing (no data, no FIN) is waiting on the idle connection."""
+    sock = upstream.transport.get_extra_info("socket")
+    if sock is None:
+        return True
+    # uvloop hands out a stand-in socket without recv; peek through a
+    # temporary socket object on the same descriptor, then let it go.
+    peek = socket.socket(fileno=sock.fileno())
+    try:
+        peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        peek.detach()
+    return False
 
 
 def external_backend(url: str) -> BackendState:

@@ -537,7 +537,8 @@ class ClientConn(asyncio.Protocol):
 
     def _send_to(self, req: Request, backend: BackendState) -> None:
         req.waiting = False
-        upstream = backend.take_idle()
+        replayable = req.method in IDEMPOTENT or req.idem
+        upstream = backend.take_idle(probe=not replayable)
         if upstream is not None:
             self._attach(req, upstream, reused=True)
         else:
@@ -1250,7 +1251,16 @@ class Upstream(asyncio.Protocol):
         req, client = self.req, self.client
         if req is None or client is None or req.finished:
             return
-        if not self.got and self.reused and req.replay is not None and not req.started:
+        if (
+            not self.got
+            and self.reused
+            and req.replay is not None
+            and not req.started
+            and (req.method in IDEMPOTENT or req.idem)
+        ):
+            # Only a request that is safe to repeat is sent again: the backend
+            # may have read a POST before closing. A POST got a probed
+            # connection instead (see BackendState.take_idle).
             self.req = self.client = None
             client.retry(req, self)
         elif req.started and self.mode == _CLOSE and self.parser is not None:

@@ -241,6 +241,16 @@ class Runtime:
         )
         return self.sup
 
+    def check_fixed_ports(self) -> None:
+        """A fixed port that another process holds fails only its service
+        (naming the holder); every other service still starts."""
+        assert self.sup is not None
+        for name, svc in self.app.services.items():
+            if svc.port is not None and port_in_use(svc.port):
+                who = who_listens(svc.port)
+                self.sup.block(name, f"port {svc.port} is in use{' by ' + who if who else ''}; "
+                               "stop that process or change port in lsq.yaml")
+
     async def start_gateway(self) -> None:
         """Bind every service's stable address and the ingress port.
 
@@ -249,11 +259,6 @@ class Runtime:
         """
         assert self.sup is not None
         addresses = self.sup.addresses
-        for name, svc in self.app.services.items():
-            if svc.port is not None and port_in_use(svc.port):
-                who = who_listens(svc.port)
-                self.sup.block(name, f"port {svc.port} is in use{' by ' + who if who else ''}; "
-                               "stop that process or change port in lsq.yaml")
         ports = {n: p for n, p in addresses.service_ports.items() if not self.sup.units[n].blocked}
         self.gateway = Gateway(self.app.manifest.gateway, log_dir=self.dir / "gateway")
         assert self.ingress_port is not None

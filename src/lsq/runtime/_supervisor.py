@@ -80,12 +80,14 @@ def service_env(
     addresses: Addresses,
     data_env: dict[str, str],
     own_env: dict[str, str] | None = None,
+    defaults: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of one instance. Precedence, lowest first: the caller's
-    environment, `env_file`, `env`, the data store, then what LSQ sets itself
+    environment, LSQ's defaults (telemetry), `env_file`, `env`, the data store, then what LSQ sets itself
     (PORT, LSQ_*), which always wins (docs/manifest.md). `own_env` replaces
     the manifest's `env_file` and `env` (a release's version of them)."""
     env = dict(os.environ)
+    env.update(defaults or {})
     env.update(app.env.get(service, {}) if own_env is None else own_env)
     env.update(data_env)
     for dep in app.services[service].depends_on:
@@ -546,6 +548,8 @@ class Supervisor:
         self._pending_notify = False
         self.units = {name: Unit(self, name) for name in app.dependency_order()}
         self.drain: Callable[[Instance], Awaitable[None]] | None = None
+        # Variables every service gets unless its own env sets them (telemetry).
+        self.service_defaults: Callable[[str], dict[str, str]] = lambda service: {}
         # A reason to fail an instance's health check on purpose (fault injection).
         self.health_override: Callable[[str], str | None] = lambda instance_id: None
 
@@ -604,6 +608,7 @@ class Supervisor:
             addresses=self.addresses,
             data_env=self._data_env(service),
             own_env=own_env,
+            defaults=self.service_defaults(service),
         )
 
     # -- what the runtime calls ---------------------------------------------------
