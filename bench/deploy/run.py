@@ -121,7 +121,7 @@ def failing_canary(app: Path) -> dict[str, object]:
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     replicas: list[str] = []
-    while not replicas and time.monotonic() < deadline:
+    while len(replicas) < 2 and time.monotonic() < deadline:
         replicas = [i["id"] for i in catalog(app)["instances"]
                     if i["version"] != "v2" and i["state"] == "running"]
         time.sleep(0.1)

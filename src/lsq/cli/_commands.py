@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -93,29 +92,30 @@ def up(ctx: Context, detach: bool, timeout: float | None, services: tuple[str, .
 def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | None) -> None:
     state = _state_dir(app)
     state.mkdir(parents=True, exist_ok=True)
-    log = open(state / "runtime.log", "ab")
-    overrides = [f"--override={p}" for p in app.overrides]
-    argv = [sys.executable, "-m", "lsq.cli._daemon", str(app.path), *overrides, *services]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True, cwd=app.root)
-    log.close()
+    from lsq.cli._daemon import fork_runtime
+
+    # The manifest is loaded and checked already: fork the runtime from here
+    # rather than start a new interpreter that would import and parse again.
+    pid = fork_runtime(app, list(services), state / "runtime.log")
     deadline = time.monotonic() + (timeout or 600)
     client = None
     seen_events = 0
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StartupFailed(f"the runtime exited with code {proc.returncode}: {_tail(state / 'runtime.log')}")
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status_code = os.waitstatus_to_exitcode(code)
+            raise StartupFailed(f"the runtime exited with code {status_code}: {_tail(state / 'runtime.log')}")
         if client is None:
             try:
                 client = _client(app)
             except (RuntimeNotRunning, OSError):
-                time.sleep(0.05)
+                time.sleep(0.02)
                 continue
         try:
             status = client.get("/v1/status")
             events = client.get("/v1/events", since=seen_events)
         except RuntimeNotRunning:
-            time.sleep(0.05)
+            time.sleep(0.02)
             continue
         for event in events:  # type: ignore[union-attr]
             seen_events = max(seen_events, int(event["id"]))
@@ -126,7 +126,7 @@ def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | Non
                 click.echo(f"  {who}: {event['message']}")
         startup = status["startup"]  # type: ignore[index]
         if startup["state"] == "ready":
-            click.echo(f"lsq: {app.name} is up (runtime pid {proc.pid}) in {startup.get('seconds', '?')}s")
+            click.echo(f"lsq: {app.name} is up (runtime pid {pid}) in {startup.get('seconds', '?')}s")
             _print_table(status)  # type: ignore[arg-type]
             token = (state / "token").read_text().strip()
             click.echo(f"dashboard: http://127.0.0.1:{client.info.port}/?token={token}")

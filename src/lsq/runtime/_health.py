@@ -26,10 +26,9 @@ async def probe(
 ) -> ProbeResult:
     """Run one probe, bounded by the check's timeout."""
     try:
-        return await asyncio.wait_for(
-            _probe(check, host=host, port=port, cwd=cwd, env=env), check.timeout
-        )
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(check.timeout):
+            return await _probe(check, host=host, port=port, cwd=cwd, env=env)
+    except TimeoutError:
         return ProbeResult(False, f"no answer within {check.timeout:g}s")
 
 
@@ -44,30 +43,59 @@ async def _probe(
     return await _command(check.command, cwd, env)
 
 
+class _StatusLine(asyncio.Protocol):
+    """Sends one request and resolves with the response's status line."""
+
+    def __init__(self, request: bytes, done: asyncio.Future[bytes]) -> None:
+        self._request = request
+        self._done = done
+        self._buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        if self._request:
+            transport.write(self._request)  # type: ignore[attr-defined]
+        else:
+            self._finish(b"")
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if b"\n" in self._buf or len(self._buf) > 4096:
+            self._finish(self._buf.split(b"\n", 1)[0])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(self._buf)
+
+    def _finish(self, line: bytes) -> None:
+        if not self._done.done():
+            self._done.set_result(line)
+        self._transport.close()
+
+
+async def _exchange(host: str, port: int, request: bytes) -> bytes:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bytes] = loop.create_future()
+    await loop.create_connection(lambda: _StatusLine(request, done), host, port)
+    return await done
+
+
 async def _tcp(host: str, port: int) -> ProbeResult:
     try:
-        _, writer = await asyncio.open_connection(host, port)
+        await _exchange(host, port, b"")
     except OSError as exc:
         return ProbeResult(False, f"tcp {host}:{port}: {exc.strerror or exc}")
-    writer.close()
     return ProbeResult(True)
 
 
 async def _http(host: str, port: int, path: str) -> ProbeResult:
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "User-Agent: lsq-health\r\nConnection: close\r\n\r\n"
+    ).encode()
     try:
-        reader, writer = await asyncio.open_connection(host, port)
+        line = await _exchange(host, port, request)
     except OSError as exc:
         return ProbeResult(False, f"GET {path}: {exc.strerror or exc}")
-    try:
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            "User-Agent: lsq-health\r\nConnection: close\r\n\r\n".encode()
-        )
-        line = await reader.readline()
-    except OSError as exc:
-        return ProbeResult(False, f"GET {path}: {exc}")
-    finally:
-        writer.close()
     parts = line.split()
     if len(parts) < 2 or not parts[1].isdigit():
         return ProbeResult(False, f"GET {path}: not an HTTP answer: {line[:40]!r}")

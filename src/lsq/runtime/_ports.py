@@ -38,6 +38,24 @@ def who_listens(port: int) -> str:
     return ""
 
 
+STABLE_RANGE = (20000, 32767)
+
+
+def stable_candidate(taken: set[int]) -> int:
+    """A free port below Linux's default ephemeral range (32768-60999), so
+    that outgoing connections never happen to hold a stable address."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(*STABLE_RANGE)
+        if port not in taken and not port_in_use(port):
+            return port
+    port = free_port()
+    while port in taken:
+        port = free_port()
+    return port
+
+
 class StablePorts:
     """Ports assigned to names, kept in a JSON file so they survive restarts."""
 
@@ -51,9 +69,7 @@ class StablePorts:
     def get(self, name: str, *, taken: set[int]) -> int:
         port = self._ports.get(name)
         if port is None or port in taken or port_in_use(port):
-            port = free_port()
-            while port in taken:
-                port = free_port()
+            port = stable_candidate(taken)
             self._ports[name] = port
             self._save()
         return port

@@ -118,8 +118,10 @@ class GuardProcess:
     """The guard child (see `lsq.runtime._guard`), fed over its stdin."""
 
     def __init__(self, state_dir: Path) -> None:
+        # Run as a plain file (-I -S: no site, no lsq package) so that the
+        # guard costs a bare interpreter's memory, not the runtime's imports.
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "lsq.runtime._guard"],
+            [sys.executable, "-I", "-S", str(Path(__file__).with_name("_guard.py"))],
             stdin=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
@@ -168,6 +170,9 @@ class Runtime:
         self.gateway: Gateway | None = None
         self.feed: GatewayFeed | None = None
         self.ingress_port: int | None = None
+        self._info: dict[str, object] = {}
+        self._groups: set[int] = set()
+        self._info_pending = False
         # Set by whoever injects faults (lsq.chaos) before the gateway starts.
         self.fault_source: Callable[[str], list[dict[str, object]]] = lambda service: []
 
@@ -276,34 +281,35 @@ class Runtime:
             self.gateway = None
 
     def write_info(self, control_port: int) -> None:
-        info = {
+        self._info = {
             "pid": os.getpid(),
             "port": control_port,
             "started": self.started,
             "app": self.app.name,
             "manifest": str(self.app.path),
+            "groups": [],
         }
+        self._write_info()
+
+    def _write_info(self) -> None:
+        self._info_pending = False
+        if not self._info:
+            return
+        self._info["groups"] = sorted(self._groups)
         tmp = self.dir / "runtime.json.tmp"
-        tmp.write_text(json.dumps(info))
+        tmp.write_text(json.dumps(self._info))
         tmp.replace(self.dir / "runtime.json")
 
     def _guard_op(self, op: str, pgid: int) -> None:
         if self.guard is not None:
             self.guard.send(op, pgid)
-        self._groups_changed(op, pgid)
-
-    def _groups_changed(self, op: str, pgid: int) -> None:
-        path = self.dir / "runtime.json"
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        groups = set(info.get("groups", []))
-        groups.add(pgid) if op == "+" else groups.discard(pgid)
-        info["groups"] = sorted(groups)
-        tmp = self.dir / "runtime.json.tmp"
-        tmp.write_text(json.dumps(info))
-        tmp.replace(path)
+        # runtime.json lists live groups for stale-state clean-up; the guard
+        # is the first line of defence, so the file is rewritten at most
+        # every 200 ms rather than on every spawn.
+        self._groups.add(pgid) if op == "+" else self._groups.discard(pgid)
+        if not self._info_pending:
+            self._info_pending = True
+            asyncio.get_running_loop().call_later(0.2, self._write_info)
 
     # -- events -------------------------------------------------------------------
 
@@ -376,6 +382,7 @@ class Runtime:
             self.guard.close()
         if self.store is not None:
             self.store.close()
+        self._info = {}
         (self.dir / "runtime.json").unlink(missing_ok=True)
         self._lock.release()
 

@@ -31,6 +31,7 @@ EventSink = Callable[[str, str, str, str], None]
 GROUP_EXIT_WAIT = 5.0
 OUTPUT_CLOSE_WAIT = 0.5
 FAST_PROBE = 0.05
+FAST_PROBE_FOR = 5.0
 SETTLE = 0.5
 
 
@@ -335,10 +336,11 @@ class Replica:
                     self._set(State.UNHEALTHY, result.detail)
                 elif not inst.healthy:
                     inst.reason = result.detail
-            # Probe fast until the first success, then at the configured pace.
+            # Probe every 50 ms for the first seconds so that start-up is seen
+            # at once, then slow down to the configured pace.
             if inst.healthy or inst.state is State.UNHEALTHY:
                 wait = check.interval
-            else:
+            elif time.monotonic() - started > FAST_PROBE_FOR:
                 wait = min(check.interval, wait * 1.5)
             await asyncio.sleep(wait)
 
@@ -372,8 +374,14 @@ class Replica:
             # before the signal, so no client sees a reset.
             await self.sup.drain(self.instance)
         signal_group(pgid, signal_number(svc.stop_signal))
-        gone = await self.sup.wait_until(
-            lambda: child.exited.done() and not group_alive(pgid), svc.stop_timeout
+        deadline = time.monotonic() + svc.stop_timeout
+        # The leader's exit is an event; only stragglers in its group need polling.
+        await asyncio.wait([child.exited], timeout=svc.stop_timeout)
+        gone = child.exited.done() and (
+            not group_alive(pgid)
+            or await self.sup.wait_until(
+                lambda: not group_alive(pgid), max(0.0, deadline - time.monotonic())
+            )
         )
         if not gone:
             signal_group(pgid, signal.SIGKILL)
