@@ -2,11 +2,28 @@
 scenarios that check a steady state around them, and helpers for tests
 (see docs/chaos.md)."""
 
+from typing import Any
+
 from lsq.chaos._api import mount
 from lsq.chaos._controller import ChaosController
-from lsq.chaos._helper import Chaos, FaultHandle, connect, find_app_dir
 from lsq.chaos._model import HTTP_KINDS, KINDS, PROCESS_KINDS, Fault, Halt, parse_fault
-from lsq.chaos._scenario import Scenario, load_scenario, print_report, run_scenario
+
+_LAZY = {
+    "Chaos": "_helper", "FaultHandle": "_helper", "connect": "_helper",
+    "find_app_dir": "_helper", "Scenario": "_scenario", "load_scenario": "_scenario",
+    "print_report": "_scenario", "run_scenario": "_scenario",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The helper and the scenario runner are client-side (httpx, rich); the
+    # runtime imports this package for the controller only.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"lsq.chaos.{module}"), name)
 
 __all__ = [
     "HTTP_KINDS",

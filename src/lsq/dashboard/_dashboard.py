@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 _STATIC = {"app.js", "app.css", "favicon.svg"}
 _STREAM_TICK = 0.25
+_WATCH_GRACE = 10.0  # seconds of process sampling after the last viewer's read
 _STREAM_BATCH = 2000
 _PROCESS_EVERY = 2.0
 _TRAFFIC_EVERY = 1.0
@@ -83,6 +84,7 @@ class Dashboard:
             self.logs.add(record)
         self.traces = TraceStore(runtime.dir / "telemetry")
         self.procs = ProcessSampler()
+        self._watched_until = 0.0
         self.traffic = TrafficBook()
         self.events: deque[dict[str, object]] = deque(maxlen=500)
         self._event_seq = 0
@@ -136,7 +138,10 @@ class Dashboard:
             await asyncio.sleep(seconds)
 
     async def _sample_processes(self) -> None:
-        if self.runtime.sup is None:
+        self.traces.flush()
+        # CPU and memory are read only while someone looks (a page, `lsq top`):
+        # an app left running with no viewer costs no sampling.
+        if self.runtime.sup is None or time.monotonic() > self._watched_until:
             return
         pids = {
             r.instance.pid
@@ -146,7 +151,6 @@ class Dashboard:
         }
         self.procs.sample(pids)
         self._status = None
-        self.traces.flush()
 
     async def _sample_traffic(self) -> None:
         gateway = getattr(self.runtime, "gateway", None)
@@ -159,6 +163,7 @@ class Dashboard:
 
     def status(self) -> dict[str, Any]:
         """runtime.status() plus CPU, memory, uptime and the latest traffic point."""
+        self._watched_until = time.monotonic() + _WATCH_GRACE
         if self._status is not None:
             return self._status
         status = self.runtime.status()

@@ -25,7 +25,6 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
 
 from lsq.deploy._analysis import Verdict, figures, judge
 from lsq.deploy._history import ACTIVE_STATES, ReleaseStore
@@ -37,6 +36,7 @@ from lsq.registry import State
 from lsq.runtime._supervisor import Replica, Version
 
 if TYPE_CHECKING:
+    import httpx
     from lsq.runtime import Runtime
 
 POLL = 0.25
@@ -283,6 +283,8 @@ class ReleaseController:
         self._phase(release, f"smoke: {len(smoke)} request(s) per new replica")
         sup = self.runtime.sup
         assert sup is not None
+        import httpx  # only a release with smoke requests needs a client
+
         async with httpx.AsyncClient(timeout=SMOKE_TIMEOUT) as client:
             for replica in sup.units[release.service].candidates:
                 for item in smoke:
