@@ -87,3 +87,8 @@ class ControlError(LsqError):
     def __init__(self, message: str, *, status: int = 0) -> None:
         self.status = status
         super().__init__(message)
+
+
+class BadRequest(ControlError, UsageError):
+    """The control API refused a request as invalid (an unknown service, a bad
+    value): the user's input is at fault, so the exit code is 2."""

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Running, wait_for
+from dashboard_helpers import Running, wait_for
 
 
 def hit(url: str) -> None:

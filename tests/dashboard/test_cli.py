@@ -6,7 +6,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from conftest import LSQ, Running, wait_for
+from dashboard_helpers import LSQ, Running, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 

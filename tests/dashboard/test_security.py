@@ -6,7 +6,7 @@ import gzip
 import json
 
 import pytest
-from conftest import Running
+from dashboard_helpers import Running
 
 READS = [
     "/ui/status",

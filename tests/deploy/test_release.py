@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import App
+from deploy_helpers import App
 from load import Load
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 import re
 import sys
 import time
@@ -13,13 +15,39 @@ import click
 
 from lsq.cli._main import Context, cli
 from lsq.errors import LsqError, RuntimeNotRunning, StartupFailed, UsageError
-from lsq.manifest import AppConfig, find_manifest, load
+from lsq.manifest import find_manifest
+
+if TYPE_CHECKING:
+    from lsq.manifest import AppConfig
 
 
-def _load(ctx: Context) -> AppConfig:
+@dataclass(frozen=True)
+class AppFolder:
+    """Where an app lives, for commands that talk to its runtime and need
+    nothing from the manifest itself."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+
+def _manifest_path(ctx: Context) -> Path:
     path = ctx.file if ctx.file is not None else find_manifest(Path.cwd())
     if not path.exists():
         raise UsageError(f"manifest {str(path)!r} does not exist; pass an existing file with -f")
+    return path
+
+
+def _folder(ctx: Context) -> AppFolder:
+    return AppFolder(_manifest_path(ctx).resolve().parent)
+
+
+def _load(ctx: Context) -> AppConfig:
+    from lsq.manifest import load
+
+    path = _manifest_path(ctx)
     for extra in ctx.overrides:
         if not extra.exists():
             raise UsageError(f"override file {str(extra)!r} does not exist; check the -f arguments")
@@ -29,11 +57,11 @@ def _load(ctx: Context) -> AppConfig:
     return app
 
 
-def _state_dir(app: AppConfig) -> Path:
+def _state_dir(app: AppConfig | AppFolder) -> Path:
     return app.root / ".lsq"
 
 
-def _client(app: AppConfig):  # type: ignore[no-untyped-def]
+def _client(app: AppConfig | AppFolder):  # type: ignore[no-untyped-def]
     from lsq.control import ControlClient
 
     return ControlClient(_state_dir(app))
@@ -175,7 +203,7 @@ def _tail(path: Path, lines: int = 3) -> str:
 @click.pass_obj
 def down(ctx: Context, volumes: bool, yes: bool, timeout: float) -> None:
     """Stop the running app; with --volumes, delete its data too."""
-    app = _load(ctx)
+    app = _load(ctx) if volumes else _folder(ctx)
     from lsq.runtime import read_runtime_info
 
     info = read_runtime_info(_state_dir(app))
@@ -190,7 +218,7 @@ def down(ctx: Context, volumes: bool, yes: bool, timeout: float) -> None:
             time.sleep(0.05)
         click.echo(f"lsq: {app.name} stopped")
     if volumes:
-        _delete_data(app, yes)
+        _delete_data(app, yes)  # type: ignore[arg-type]
 
 
 def _delete_data(app: AppConfig, yes: bool) -> None:
@@ -219,7 +247,7 @@ def _delete_data(app: AppConfig, yes: bool) -> None:
 @click.pass_obj
 def ps(ctx: Context, as_json: bool) -> None:
     """Show services, their instances, state, health and addresses."""
-    app = _load(ctx)
+    app = _folder(ctx)
     status = _client(app).get("/v1/status")
     if as_json:
         click.echo(json.dumps(status, indent=2))
@@ -318,9 +346,7 @@ def _service_command(verb: str) -> None:
     @click.argument("service")
     @click.pass_obj
     def command(ctx: Context, service: str) -> None:
-        app = _load(ctx)
-        _check_names(app, (service,))
-        _client(app).post(f"/v1/services/{service}/{verb}")
+        _client(_folder(ctx)).post(f"/v1/services/{service}/{verb}")
         click.echo(f"lsq: {service}: {verb} done")
 
 
@@ -333,13 +359,12 @@ for _verb in ("start", "stop", "restart"):
 @click.pass_obj
 def scale(ctx: Context, assignments: tuple[str, ...]) -> None:
     """Set replica counts: lsq scale web=3 worker=2."""
-    app = _load(ctx)
+    app = _folder(ctx)
     pairs = []
     for item in assignments:
         name, sep, count = item.partition("=")
         if not sep or not count.isdigit():
             raise UsageError(f"expected SERVICE=N such as web=3, found {item!r}")
-        _check_names(app, (name,))
         pairs.append((name, int(count)))
     client = _client(app)
     for name, replicas in pairs:

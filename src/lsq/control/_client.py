@@ -1,13 +1,18 @@
-"""The control API client the CLI uses: finds the runtime from `.lsq/`."""
+"""The control API client the CLI uses: finds the runtime from `.lsq/`.
+
+Written on the standard library's `http.client` rather than httpx: every CLI
+command makes one or two local requests, and importing httpx would cost more
+than the whole command otherwise takes.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 from pathlib import Path
+from urllib.parse import urlencode
 
-import httpx
-
-from lsq.errors import ControlError, RuntimeNotRunning
+from lsq.errors import BadRequest, ControlError, RuntimeNotRunning
 from lsq.runtime import RuntimeInfo, read_runtime_info
 
 
@@ -19,31 +24,38 @@ class ControlClient:
                 f"no runtime is running for the app in {str(state_dir.parent)!r}; start it with `lsq up -d`"
             )
         self.info: RuntimeInfo = info
-        token = (state_dir / "token").read_text().strip()
-        self._http = httpx.Client(
-            base_url=f"http://127.0.0.1:{info.port}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
+        self._token = (state_dir / "token").read_text().strip()
+        self._timeout = timeout
 
     def get(self, path: str, **params: object) -> object:
-        return self._call("GET", path, params=params)
+        query = urlencode({k: v for k, v in params.items() if v is not None})
+        return self._call("GET", f"{path}?{query}" if query else path, None)
 
     def post(self, path: str, body: object | None = None) -> object:
-        return self._call("POST", path, json=body or {})
+        return self._call("POST", path, json.dumps(body or {}).encode())
 
-    def _call(self, method: str, path: str, **kwargs: object) -> object:
+    def _call(self, method: str, path: str, body: bytes | None) -> object:
+        conn = http.client.HTTPConnection("127.0.0.1", self.info.port, timeout=self._timeout)
+        headers = {"Authorization": f"Bearer {self._token}", "Host": f"127.0.0.1:{self.info.port}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            resp = self._http.request(method, path, **kwargs)  # type: ignore[arg-type]
-        except httpx.HTTPError as exc:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
             raise RuntimeNotRunning(f"the runtime (pid {self.info.pid}) does not answer: {exc}") from exc
+        finally:
+            conn.close()
         try:
-            data = resp.json()
-        except json.JSONDecodeError:
-            data = {"error": resp.text}
-        if resp.status_code >= 400:
-            raise ControlError(str(data.get("error", data)), status=resp.status_code)
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {"error": raw.decode("utf-8", "replace")}
+        if resp.status >= 400:
+            message = data.get("error", data) if isinstance(data, dict) else data
+            kind = BadRequest if resp.status in (400, 404) else ControlError
+            raise kind(str(message), status=resp.status)
         return data
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing to close: each call uses its own connection."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from lsq.control._auth import Guard, new_token
 from lsq.control._http import HttpServer, Request, Response, Router
-from lsq.errors import LsqError
+from lsq.errors import LsqError, UsageError
 from lsq.manifest import AppConfig
 from lsq.runtime import Printer, Runtime
 
@@ -46,6 +46,8 @@ class ControlAPI:
         request.params = params
         try:
             return await route.handler(request)
+        except UsageError as exc:
+            return Response.error(400, str(exc))
         except LsqError as exc:
             return Response.error(409, str(exc))
 
@@ -53,7 +55,7 @@ class ControlAPI:
         name = request.params["name"]
         assert self.runtime.sup is not None
         if name not in self.runtime.sup.units:
-            raise LsqError(f"no service {name!r}; known: {', '.join(self.runtime.sup.units)}")
+            raise UsageError(f"no service {name!r}; known: {', '.join(self.runtime.sup.units)}")
         if self.runtime.sup.units[name].external:
             raise LsqError(f"service {name!r} is external; LSQ does not run it")
         return name

@@ -1,9 +1,14 @@
 """The `lsq.yaml` manifest: schema, loading with positions, interpolation, `.env`."""
 
-from lsq.manifest._config import AppConfig, Origin
-from lsq.manifest._load import find_manifest, load
-from lsq.manifest._render import render_config
-from lsq.manifest._schema import Health, Manifest, Restart, Route, Service, env_name
+from typing import TYPE_CHECKING, Any
+
+from lsq.manifest._find import find_manifest
+
+if TYPE_CHECKING:
+    from lsq.manifest._config import AppConfig, Origin
+    from lsq.manifest._load import load
+    from lsq.manifest._render import render_config
+    from lsq.manifest._schema import Health, Manifest, Restart, Route, Service, env_name
 
 __all__ = [
     "AppConfig",
@@ -18,3 +23,27 @@ __all__ = [
     "load",
     "render_config",
 ]
+
+_HOMES = {
+    "AppConfig": "_config",
+    "Origin": "_config",
+    "load": "_load",
+    "render_config": "_render",
+    "Health": "_schema",
+    "Manifest": "_schema",
+    "Restart": "_schema",
+    "Route": "_schema",
+    "Service": "_schema",
+    "env_name": "_schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Building the pydantic schema takes a tenth of a second; commands that
+    # only look for the app's folder should not pay for it.
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"lsq.manifest.{home}"), name)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from lsq.errors import ManifestError, Mark
+from lsq.manifest._find import MANIFEST_NAMES, find_manifest
 from lsq.manifest._config import AppConfig, Origin
 from lsq.manifest._dotenv import Dotenv, parse_dotenv
 from lsq.manifest._interpolate import Expansion, InterpolationError, Lookup, expand
@@ -32,7 +33,6 @@ from lsq.manifest._schema import (
 )
 from lsq.manifest._yaml import Node, merge_override, parse
 
-MANIFEST_NAMES = ("lsq.yaml", "lsq.yml")
 
 # With the gateway, a fixed `port` is the service's stable address and each
 # replica listens on a private port, so this becomes valid. Flip it here.
@@ -56,25 +56,6 @@ _STRING_FIELDS = {
     ("services", "*", "routes", "*", "prefix"),
     ("gateway", "trusted_proxies", "*"),
 }
-
-
-def find_manifest(start: Path) -> Path:
-    """`lsq.yaml` (or `lsq.yml`) in `start` or the nearest folder above it."""
-    start = start.resolve()
-    folder = start if start.is_dir() else start.parent
-    for candidate in (folder, *folder.parents):
-        found = [candidate / n for n in MANIFEST_NAMES if (candidate / n).is_file()]
-        if len(found) > 1:
-            raise ManifestError(
-                f"{candidate}: both lsq.yaml and lsq.yml exist",
-                fix="keep one of them",
-            )
-        if found:
-            return found[0]
-    raise ManifestError(
-        f"no lsq.yaml in {folder} or any folder above it",
-        fix="run lsq from your app's folder, or create lsq.yaml there",
-    )
 
 
 def load(

@@ -1,8 +1,13 @@
 """The runtime: processes, health, restarts, logs, data and state of one app."""
 
-from lsq.runtime._logs import LogHub, Printer, read_logs
-from lsq.runtime._runtime import RuntimeInfo, Runtime, read_runtime_info, state_dir_for
-from lsq.runtime._supervisor import Supervisor, backoff_delay
+from typing import TYPE_CHECKING, Any
+
+from lsq.runtime._info import RuntimeInfo, read_runtime_info, state_dir_for
+
+if TYPE_CHECKING:
+    from lsq.runtime._logs import LogHub, Printer, read_logs
+    from lsq.runtime._runtime import Runtime
+    from lsq.runtime._supervisor import Supervisor, backoff_delay
 
 __all__ = [
     "LogHub",
@@ -15,3 +20,22 @@ __all__ = [
     "read_runtime_info",
     "state_dir_for",
 ]
+
+_HOMES = {
+    "LogHub": "_logs",
+    "Printer": "_logs",
+    "read_logs": "_logs",
+    "Runtime": "_runtime",
+    "Supervisor": "_supervisor",
+    "backoff_delay": "_supervisor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # `lsq ps` needs only the runtime's info file, not the supervisor.
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"lsq.runtime.{home}"), name)

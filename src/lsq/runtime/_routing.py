@@ -53,6 +53,7 @@ class GatewayFeed:
         # stats at once, so its in-flight requests could not be waited for.
         self._draining: dict[str, Instance] = {}
         self._unwatch = registry.watch(self._changed)
+        self._stopping = False
 
     def table(self) -> RoutingTable:
         services: dict[str, ServiceEntry] = {}
@@ -61,9 +62,10 @@ class GatewayFeed:
                 continue  # blocked: its fixed port is held by another process
             routes = tuple(PrefixRoute(r.prefix, r.strip) for r in svc.routes)
             routable = self._registry.routable(name)
+            shares = [0] * len(routable) if self._stopping else weights(routable)
             backends = tuple(
                 Backend(i.id, i.host, i.port, w, i.pid)
-                for i, w in zip(routable, weights(routable), strict=True)
+                for i, w in zip(routable, shares, strict=True)
             ) + tuple(
                 Backend(i.id, i.host, i.port, 0, i.pid)
                 for i in self._draining.values()
@@ -102,6 +104,18 @@ class GatewayFeed:
         finally:
             self._draining.pop(instance.id, None)
         await self.push_applied()
+
+    async def drain_all(self, timeout: float) -> None:
+        """The whole app is stopping: no new requests to any replica (one
+        table push for all of them), then wait for in-flight ones to end."""
+        self._stopping = True
+        await self.push_applied()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stats = await self.gateway.stats()
+            if not any(r.get("active", 0) for r in stats["replicas"].values()):
+                return
+            await asyncio.sleep(DRAIN_POLL)
 
     async def push_applied(self) -> None:
         """Push the table now and wait until every worker uses it."""

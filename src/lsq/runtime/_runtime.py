@@ -24,6 +24,7 @@ from lsq.gateway import Gateway
 from lsq.manifest import AppConfig
 from lsq.registry import MemoryRegistry
 from lsq.runtime import _data
+from lsq.runtime._info import RuntimeInfo, read_runtime_info, state_dir_for
 from lsq.runtime._logs import LogHub, Printer
 from lsq.runtime._ports import StablePorts, port_in_use, who_listens
 from lsq.runtime._routing import GatewayFeed
@@ -32,45 +33,7 @@ from lsq.runtime._state import StateStore
 from lsq.runtime._supervisor import Addresses, Supervisor
 
 EventListener = Callable[[dict[str, object]], None]
-
-
-@dataclass(frozen=True)
-class RuntimeInfo:
-    pid: int
-    port: int
-    started: float
-    app: str
-    manifest: str
-
-
-def state_dir_for(app: AppConfig) -> Path:
-    return app.root / ".lsq"
-
-
-def read_runtime_info(state_dir: Path) -> RuntimeInfo | None:
-    """The live runtime's info, or None if none runs (a stale file is ignored)."""
-    try:
-        data = json.loads((state_dir / "runtime.json").read_text())
-        info = RuntimeInfo(**{k: data[k] for k in ("pid", "port", "started", "app", "manifest")})
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    if not _lock_held(state_dir):
-        return None
-    return info
-
-
-def _lock_held(state_dir: Path) -> bool:
-    try:
-        fd = os.open(state_dir / "lock", os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+DRAIN_ALL_TIMEOUT = 10.0
 
 
 def _ours(pgid: int, since: float) -> bool:
@@ -372,6 +335,10 @@ class Runtime:
             if force:
                 self.sup.kill_all()
             self.event("runtime", "stopping services")
+            if self.feed is not None and not force:
+                # One drain for the whole app instead of one per replica.
+                await self.feed.drain_all(DRAIN_ALL_TIMEOUT)
+                self.sup.drain = None
             await self.sup.stop_all()
             self.event("runtime", "all services stopped")
 

@@ -1,0 +1,54 @@
+"""What a running runtime leaves in `.lsq/`, readable without importing the runtime."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lsq.manifest import AppConfig
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    pid: int
+    port: int
+    started: float
+    app: str
+    manifest: str
+
+
+def state_dir_for(app: AppConfig) -> Path:
+    return app.root / ".lsq"
+
+
+def read_runtime_info(state_dir: Path) -> RuntimeInfo | None:
+    """The live runtime's info, or None if none runs (a stale file is ignored)."""
+    try:
+        data = json.loads((state_dir / "runtime.json").read_text())
+        info = RuntimeInfo(**{k: data[k] for k in ("pid", "port", "started", "app", "manifest")})
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not _lock_held(state_dir):
+        return None
+    return info
+
+
+def _lock_held(state_dir: Path) -> bool:
+    try:
+        fd = os.open(state_dir / "lock", os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
