@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "deploy"))
 
-from load import Load  # noqa: E402
+from load import Load
 
 LSQ = str(Path(sys.executable).parent / "lsq")
 RELEASE = """\

@@ -7,6 +7,7 @@ runs `lsq deploy`, `lsq restart` or `lsq scale`, then checks every answer.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from deploy_helpers import App
@@ -125,6 +126,28 @@ def test_rolling_restart_and_scale_down_drop_nothing(app: App) -> None:
     _assert_no_failures(load)
     assert set(after) == set(before) and all(after[k] != before[k] for k in before)
     assert [i["id"] for i in app.instances() if i["state"] == "running"] == ["web-0"]
+    _assert_never_routable_while_stopping(app)
+
+
+def _assert_never_routable_while_stopping(app: App) -> None:
+    # A replica being drained must stay out of rotation until it stopped: a
+    # passing health probe must not bring it back (it would take new requests
+    # until the drain timeout, then be signalled with some in flight).
+    db = sqlite3.connect(app.root / ".lsq" / "state.db")
+    try:
+        rows = db.execute(
+            "SELECT instance, message FROM events WHERE kind = 'state' ORDER BY id"
+        ).fetchall()
+    finally:
+        db.close()
+    stopping: set[str] = set()
+    for instance, message in rows:
+        if message.startswith("stopping"):
+            stopping.add(instance)
+        elif message.startswith(("stopped", "exited", "failed")):
+            stopping.discard(instance)
+        else:
+            assert instance not in stopping, f"{instance}: {message} while stopping"
 
 
 def test_interrupted_release_is_recorded_and_restart_runs_one_version(app: App) -> None:

@@ -25,7 +25,6 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-
 from lsq.deploy._analysis import Verdict, figures, judge
 from lsq.deploy._history import ACTIVE_STATES, ReleaseStore
 from lsq.deploy._version import Identity, checkout, identify, remove_checkout
@@ -37,6 +36,7 @@ from lsq.runtime._supervisor import Replica, Version
 
 if TYPE_CHECKING:
     import httpx
+
     from lsq.runtime import Runtime
 
 POLL = 0.25
@@ -87,7 +87,7 @@ class Release:
             began = time.monotonic()
             try:
                 await asyncio.wait_for(self.wake.wait(), max(step, 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if not self.paused:
                 left -= time.monotonic() - began
@@ -429,7 +429,7 @@ class ReleaseController:
 
 
 def _settings(app: AppConfig, name: str, options: dict[str, Any]) -> ReleaseSettings:
-    base = app.services[name].release or ReleaseSettings()
+    base = app.services[name].release or ReleaseSettings.model_validate({})
     changes = {k: options[k] for k in ("strategy", "steps", "step_time") if options.get(k)}
     try:
         return ReleaseSettings.model_validate({**base.model_dump(), **changes})

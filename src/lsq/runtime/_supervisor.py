@@ -308,7 +308,8 @@ class Replica:
             # while": a command that dies at once (not found, bad config) is
             # never reported as running, and `lsq up -d` reports the failure.
             await asyncio.sleep(SETTLE)
-            self._set(State.RUNNING, "", healthy=True)
+            if not self.stopping:
+                self._set(State.RUNNING, "", healthy=True)
             return
         inst = self.instance
         env = self.env(inst.port)
@@ -316,12 +317,15 @@ class Replica:
         started = time.monotonic()
         ok_run = fail_run = 0
         wait = FAST_PROBE
-        while not child.exited.done():
+        while not child.exited.done() and not self.stopping:
             forced = self.sup.health_override(self.id)
             if forced:
                 result = ProbeResult(False, forced)
             else:
                 result = await probe(check, host=inst.host, port=inst.port, cwd=cwd, env=env)
+            if self.stopping:
+                # Being drained: a passing probe must not make it routable again.
+                return
             if result.ok:
                 ok_run, fail_run = ok_run + 1, 0
                 if ok_run >= check.success_threshold and not inst.healthy:
