@@ -96,6 +96,7 @@ class Context:
         self.access = AccessLog(Path(log_path)) if log_path else None
         self.services: dict[str, ServiceState] = {}
         self.backends: dict[tuple[str, str, int, str], BackendState] = {}
+        self.retiring: set[BackendState] = set()  # out of the table, requests in flight
         self.counters: dict[str, Counters] = {}
         self.prefixes: list[tuple[bytes, bool, str]] = []
         self.conns: set[ClientConn] = set()
@@ -190,6 +191,8 @@ class Context:
         for key, backend in self.backends.items():
             if key not in seen:
                 backend.retire()
+                if backend.active:
+                    self.retiring.add(backend)
         self.backends = seen
         self.services = services
         self.prefixes = sorted(
@@ -293,7 +296,10 @@ class Context:
     def dump(self, since: int = 0) -> dict[str, Any]:
         replicas: dict[str, Any] = {}
         wall, now = time.time(), self.loop.time()
-        for backend in self.backends.values():
+        # A backend taken out of the table still reports its in-flight
+        # requests until they end, so that a drain can wait for them.
+        self.retiring = {b for b in self.retiring if b.active}
+        for backend in [*self.backends.values(), *self.retiring]:
             until = backend.ejected_until
             replicas[backend.id] = dict(
                 backend.counters.dump(),
