@@ -270,11 +270,17 @@ def _print_table(status: dict[str, object]) -> None:
             detail = str(inst.get("reason") or "")
             if inst.get("next_retry"):
                 detail = f"next retry in {max(0, inst['next_retry'] - now):.1f}s; " + detail
+            if inst.get("ejected_until") and inst["ejected_until"] > now:
+                detail = f"ejected by the gateway for {inst['ejected_until'] - now:.0f}s; " + detail
             if inst.get("last_exit") is not None and inst.get("state") in ("backoff", "failed", "exited"):
                 detail = f"last exit {inst['last_exit']}; " + detail
+            breaker = svc.get("breaker") or {}
+            state = svc["state"]
+            if breaker.get("state") not in (None, "closed"):
+                state += f" (circuit {breaker['state']})"
             table.add_row(
                 svc["name"] if first else "",
-                svc["state"] if first else "",
+                state if first else "",
                 svc["health"] if first else "",
                 svc["address"] if first else "",
                 str(inst.get("id", "")),
@@ -425,3 +431,62 @@ def run(ctx: Context, service: str, command: tuple[str, ...]) -> None:
         os.execvpe(argv[0], argv, env)
     except OSError as exc:
         raise LsqError(f"cannot run {argv[0]!r}: {exc.strerror}") from exc
+
+
+# -- explain --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("service")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def explain(ctx: Context, service: str, as_json: bool) -> None:
+    """Print SERVICE's effective resilience policy (timeouts, retries, ejection,
+    breaker) with where each value came from, and its live state if running."""
+    app = _load(ctx)
+    _check_names(app, (service,))
+    from lsq.gateway import effective_policy
+
+    policy = effective_policy(app.services[service])
+    live = _live_resilience(app, service)
+    if as_json:
+        click.echo(json.dumps({"policy": policy, "live": live}, indent=2))
+        return
+    click.echo(f"{service}: effective policy")
+    for key, item in policy.items():
+        if key == "routes":
+            for route in item:
+                overrides = ", ".join(f"{k}={v['value']}" for k, v in route.items() if k != "prefix")
+                click.echo(f"  route {route['prefix']}: {overrides}")
+        elif "value" in item:
+            click.echo(f"  {key:<22} {item['value']!s:<10} # {_origin(app, service, key, item)}")
+        else:
+            click.echo(f"  {key}:")
+            for sub, value in item.items():
+                where = _origin(app, service, f"{key}.{sub}", value)
+                click.echo(f"    {sub:<20} {value['value']!s:<10} # {where}")
+    if live is not None:
+        click.echo(f"  live: {json.dumps(live)}")
+
+
+def _origin(app: AppConfig, service: str, dotted: str, item: dict[str, object]) -> str:
+    if item.get("origin") == "default":
+        return "default"
+    return str(app.origin(f"services.{service}.policy.{dotted}"))
+
+
+def _live_resilience(app: AppConfig, service: str) -> dict[str, object] | None:
+    try:
+        status = _client(app).get("/v1/status")
+    except RuntimeNotRunning:
+        return None
+    for svc in status["services"]:  # type: ignore[index]
+        if svc["name"] == service:
+            return {
+                "breaker": svc.get("breaker"),
+                "replicas": {
+                    i["id"]: {k: i.get(k) for k in ("ejected_until", "ejections", "ewma_ms")}
+                    for i in svc["instances"]
+                },
+            }
+    return None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from lsq.errors import RuntimeAlreadyRunning, ServiceError
+from lsq.errors import LsqError, RuntimeAlreadyRunning, ServiceError
 from lsq.gateway import Gateway
 from lsq.manifest import AppConfig
 from lsq.registry import MemoryRegistry
@@ -133,6 +133,8 @@ class Runtime:
         self.gateway: Gateway | None = None
         self.feed: GatewayFeed | None = None
         self.ingress_port: int | None = None
+        self.resilience: dict[str, dict[str, object]] = {"breakers": {}, "replicas": {}}
+        self._gateway_watch: asyncio.Task[None] | None = None
         self._info: dict[str, object] = {}
         self._groups: set[int] = set()
         self._info_pending = False
@@ -235,8 +237,39 @@ class Runtime:
         self.gateway.update(self.feed.table())
         await self.gateway.start()
         self.sup.drain = self.feed.drain
+        self._gateway_watch = asyncio.get_running_loop().create_task(self._watch_gateway())
+
+    async def _watch_gateway(self) -> None:
+        """Every second: the gateway's resilience state (breakers, ejections)
+        for `status()`, and its state changes as runtime events."""
+        seen = 0
+        while self.gateway is not None:
+            try:
+                stats = await asyncio.wait_for(self.gateway.stats(), 2.0)
+            except (asyncio.TimeoutError, LsqError):
+                await asyncio.sleep(1.0)
+                continue
+            self.resilience = {
+                "breakers": {n: s.get("breaker") for n, s in stats["services"].items()},
+                "replicas": {
+                    r: {k: d.get(k) for k in ("ejected_until", "ejections", "ewma_ms")}
+                    for r, d in stats["replicas"].items()
+                },
+            }
+            for event in stats.get("events", []):
+                if event["seq"] > seen:
+                    seen = event["seq"]
+                    self.event(
+                        "resilience",
+                        f"{event.get('kind')}: {event.get('cause', '')}",
+                        str(event.get("service") or ""),
+                        str(event.get("replica") or ""),
+                    )
+            await asyncio.sleep(1.0)
 
     async def stop_gateway(self) -> None:
+        if self._gateway_watch is not None:
+            self._gateway_watch.cancel()
         if self.feed is not None:
             self.feed.close()
         if self.gateway is not None:
@@ -283,7 +316,7 @@ class Runtime:
     def event(self, kind: str, message: str, service: str = "", instance: str = "") -> None:
         assert self.store is not None
         record = self.store.event(kind, message, service=service, instance=instance)
-        if kind in ("state", "killed", "error", "runtime", "health"):
+        if kind in ("state", "killed", "error", "runtime", "health", "resilience"):
             who = instance or service or "lsq"
             if kind != "health":
                 self.printer.line("lsq", f"{who}: {message}" if who != "lsq" else message)
@@ -317,9 +350,14 @@ class Runtime:
     def status(self) -> dict[str, object]:
         assert self.sup is not None
         services = self.sup.snapshot()
+        breakers = self.resilience["breakers"]
+        ejected = self.resilience["replicas"]
         for svc in services:
             name = str(svc["name"])
             svc["address"] = self.sup.addresses.service_url(self.app, name)
+            svc["breaker"] = breakers.get(name)
+            for inst in svc["instances"]:  # type: ignore[attr-defined]
+                inst.update(ejected.get(inst["id"]) or {})
         return {
             "app": self.app.name,
             "pid": os.getpid(),

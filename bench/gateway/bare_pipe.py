@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""A floor for the gateway benchmark: a uvloop byte pipe with no HTTP handling.
+
+Each client connection gets its own upstream connection and bytes are copied
+both ways, so it does the same four system calls per request as the gateway
+and nothing else. Usage: bare_pipe.py BACKEND_PORT LISTEN_PORT
+(prints "ready" once listening; stop it with SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import uvloop
+
+
+class Upstream(asyncio.Protocol):
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.client.transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.transport.close()
+
+
+class Client(asyncio.Protocol):
+    def __init__(self, backend: int) -> None:
+        self.backend = backend
+        self.upstream: Upstream | None = None
+        self.early: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, self.upstream = await loop.create_connection(
+            lambda: Upstream(self), "127.0.0.1", self.backend
+        )
+        for data in self.early:
+            self.upstream.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        if self.upstream is None:
+            self.early.append(data)
+        else:
+            self.upstream.transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.upstream is not None:
+            self.upstream.transport.close()
+
+
+async def main(backend: int, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    await loop.create_server(lambda: Client(backend), "127.0.0.1", port, backlog=4096)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    uvloop.run(main(int(sys.argv[1]), int(sys.argv[2])))
