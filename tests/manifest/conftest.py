@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,6 +13,37 @@ from lsq.manifest import AppConfig, load
 
 Write = Callable[..., Path]
 Load = Callable[..., AppConfig]
+
+
+# Program names the test manifests run. The loader checks that a command's
+# program exists, so each gets a real (do-nothing) executable on PATH.
+FAKE_PROGRAMS = (
+    "run",
+    "serve",
+    "api",
+    "db",
+    "cache",
+    "job",
+    "tool",
+    "a",
+    "b",
+    "c",
+    "w",
+)
+
+
+@pytest.fixture(autouse=True)
+def fake_programs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A folder of executables named FAKE_PROGRAMS, put first on PATH."""
+    folder = tmp_path_factory.mktemp("bin")
+    for name in FAKE_PROGRAMS:
+        program = folder / name
+        program.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+        program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
+    return folder
 
 
 @pytest.fixture

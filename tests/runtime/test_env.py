@@ -8,7 +8,7 @@ import re
 import signal
 import subprocess
 
-from rthelpers import LSQ, PY, App, free_port
+from rthelpers import LSQ, PY, App, free_port, wait_for
 
 PRINT_ENV = """
 import os, sys, time
@@ -236,3 +236,31 @@ def test_merged_anchors_combine_env_maps_in_config_and_process(app: App) -> None
     up = app.up()
     up.wait_output("env printed")
     assert _printed(up.output(), keys) == expected
+
+
+
+def test_port_in_an_argv_command_is_the_instances_port(app: App) -> None:
+    # ${PORT} is left alone at load time (no warning) and filled in per instance.
+    script = (
+        "import os, sys, time; "
+        "print('argv=[%s|%s|%s] env=[%s]' % (*sys.argv[1:4], os.environ['PORT']), "
+        "flush=True); time.sleep(300)"
+    )
+    app.manifest(f"""
+        services:
+          web:
+            command: [{PY}, -c, "{script}", "${{PORT}}", "$PORT", "${{PORT_X:-kept}}"]
+            replicas: 2
+    """)
+    pattern = r"argv=\[(\d+)\|(\d+)\|kept\] env=\[(\d+)\]"
+    up = app.up()
+    up.wait_ready()
+    wait_for(lambda: len(re.findall(pattern, up.output())) >= 2, 15, "two instances' lines")
+    text = up.output()
+    assert "is not set" not in text  # no interpolation warning for PORT
+    lines = re.findall(pattern, text)
+    assert all(argv == bare == env for argv, bare, env in lines), lines
+    instances = app.service("web")["instances"]
+    ports = {str(instance["port"]) for instance in instances}  # type: ignore[attr-defined]
+    assert {argv for argv, _, _ in lines} == ports
+    assert len(ports) == 2

@@ -14,6 +14,8 @@ process-level kinds (`kill`, `pause`, `fail-health`) act on one replica.
 
 from __future__ import annotations
 
+import math
+
 import re
 import secrets
 import time
@@ -185,8 +187,10 @@ def _params(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
             number = typ(value)
         except (TypeError, ValueError):
             raise UsageError(f"fault {kind}: {name} must be a number, found {value!r}") from None
-        if number < 0:  # type: ignore[operator]
-            raise UsageError(f"fault {kind}: {name} must be 0 or more, found {value!r}")
+        if number < 0 or not math.isfinite(number):  # type: ignore[arg-type,operator]
+            raise UsageError(
+                f"fault {kind}: {name} must be a finite number, 0 or more, found {value!r}"
+            )
         params[name] = number
     foreign = {k for k in spec if k in _all_param_names() and k not in _PARAMS[kind]}
     if foreign:
@@ -212,7 +216,7 @@ def _match(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         match["headers"] = {str(k).lower(): str(v) for k, v in headers.items()}
     if spec.get("percent") is not None:
         percent = float(spec["percent"])
-        if not 0 < percent <= 100:
+        if not 0 < percent <= 100:  # also refuses NaN
             raise UsageError(f"fault {kind}: percent must be in (0, 100], found {percent:g}")
         match["percent"] = percent
     if kind == "partition" and "source" not in match:

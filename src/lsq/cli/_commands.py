@@ -132,6 +132,8 @@ def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | Non
         done, code = os.waitpid(pid, os.WNOHANG)
         if done:
             status_code = os.waitstatus_to_exitcode(code)
+            if status_code < 0:
+                raise StartupFailed(f"the runtime was killed by {_signal_name(-status_code)} during start-up")
             raise StartupFailed(f"the runtime exited with code {status_code}: {_tail(state / 'runtime.log')}")
         if client is None:
             try:
@@ -186,11 +188,13 @@ def _crash_loop(status: dict[str, object]) -> str | None:
 
 
 def _tail(path: Path, lines: int = 3) -> str:
+    """The runtime's last notes, without traceback lines (see the log for those)."""
     try:
         text = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return "no output"
-    return " | ".join(text[-lines:]) or "no output"
+    notes = [t for t in text if t.startswith(("lsq", "  lsq")) or "| " in t]
+    return " | ".join((notes or text)[-lines:]) + f" (full log: {path})"
 
 
 # -- down ---------------------------------------------------------------------------
@@ -255,6 +259,15 @@ def ps(ctx: Context, as_json: bool) -> None:
     _print_table(status)  # type: ignore[arg-type]
 
 
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _print_table(status: dict[str, object]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -273,7 +286,10 @@ def _print_table(status: dict[str, object]) -> None:
             if inst.get("ejected_until") and inst["ejected_until"] > now:
                 detail = f"ejected by the gateway for {inst['ejected_until'] - now:.0f}s; " + detail
             if inst.get("last_exit") is not None and inst.get("state") in ("backoff", "failed", "exited"):
-                detail = f"last exit {inst['last_exit']}; " + detail
+                code = int(inst["last_exit"])
+                last = f"killed by {_signal_name(-code)}" if code < 0 else f"exit code {code}"
+                if last not in detail:
+                    detail = f"last {last}; " + detail
             breaker = svc.get("breaker") or {}
             state = svc["state"]
             if breaker.get("state") not in (None, "closed"):
@@ -339,8 +355,11 @@ def _print_record(record: dict[str, object], cutoff: float, pattern: str | None,
     line = str(record.get("line", "")) + (" \u2026" if record.get("partial") else "")
     if pattern and pattern not in line:
         return max(last, ts)
+    from lsq.runtime._logs import printable
+
     stamp = time.strftime("%H:%M:%S", time.localtime(ts))
-    click.echo(f"{stamp} {str(record.get('instance', '')):<14}| {line}")
+    text = printable(line, colour=sys.stdout.isatty())
+    click.echo(f"{stamp} {str(record.get('instance', '')):<14}| {text}")
     return max(last, ts)
 
 

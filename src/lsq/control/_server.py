@@ -57,7 +57,7 @@ class ControlAPI:
         if name not in self.runtime.sup.units:
             raise UsageError(f"no service {name!r}; known: {', '.join(self.runtime.sup.units)}")
         if self.runtime.sup.units[name].external:
-            raise LsqError(f"service {name!r} is external; LSQ does not run it")
+            raise UsageError(f"service {name!r} is external; LSQ does not run it")
         return name
 
     async def status(self, request: Request) -> Response:

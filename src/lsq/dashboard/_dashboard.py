@@ -32,7 +32,7 @@ from lsq.control._http import Request, Response
 from lsq.dashboard._logring import LogRing, stored_tail
 from lsq.dashboard._metrics import render
 from lsq.dashboard._samplers import ProcessSampler, TrafficBook
-from lsq.dashboard._traces import TraceStore, parse_otlp
+from lsq.dashboard._traces import TraceStore, gateway_spans, parse_otlp
 from lsq.errors import ControlError, LsqError
 
 if TYPE_CHECKING:
@@ -92,6 +92,11 @@ class Dashboard:
         self._status: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._unlisten = [self._listen_logs(), runtime.listen(self._on_event)]
+        # The runtime hands over the gateway's hop spans once a second.
+        runtime.span_sink = self.add_gateway_spans
+
+    def add_gateway_spans(self, hops: list[dict[str, Any]]) -> None:
+        self.traces.add(gateway_spans(hops))
 
     def _listen_logs(self) -> Any:
         assert self.runtime.hub is not None
@@ -118,6 +123,8 @@ class Dashboard:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for unlisten in self._unlisten:
             unlisten()
+        if self.runtime.span_sink == self.add_gateway_spans:
+            self.runtime.span_sink = _drop
         self.traces.close()
 
     async def _every(self, seconds: float, step: Any) -> None:
@@ -271,7 +278,8 @@ class Dashboard:
         )
 
     async def get_topology(self, request: Request) -> Response:
-        return Response.json(topology(self.runtime, self.status(), self.traffic))
+        calls = self.traces.call_edges(time.time())
+        return Response.json(topology(self.runtime, self.status(), self.traffic, calls))
 
     async def get_traces(self, request: Request) -> Response:
         limit = min(int(request.arg("limit", "100") or 100), 1000)
@@ -378,18 +386,33 @@ class Dashboard:
 
 
 def topology(
-    runtime: Runtime, status: dict[str, Any], traffic: TrafficBook
+    runtime: Runtime,
+    status: dict[str, Any],
+    traffic: TrafficBook,
+    calls: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Nodes (services, with state and a layer for layout) and edges caller → callee."""
+    """Nodes (services, with state and a layer for layout) and edges caller → callee.
+
+    An edge's rate comes from the gateway's per-caller counters when it
+    reports them, else from the gateway hops in the traces of the last
+    minute (`calls`, see `TraceStore.call_edges`); a declared edge with
+    neither shows rate 0.
+    """
     order = runtime.app.dependency_order()
     layer: dict[str, int] = {}
     for name in order:
         deps = runtime.app.services[name].depends_on
         layer[name] = 1 + max((layer.get(d, 0) for d in deps), default=-1)
     states = {s["name"]: s["state"] for s in status["services"]}
-    rates = {(e["from"], e["to"]): e for e in traffic.edge_rates()}
+    rates = {
+        (e["from"], e["to"]): dict(e, source="gateway") for e in traffic.edge_rates()
+    }
+    for key, call in (calls or {}).items():
+        # The gateway's own per-caller rate is the more exact one; the
+        # trace counts ride along.
+        rates[key] = dict(call, source="traces") | rates.get(key, {})
     edges = [
-        {"from": n, "to": d, "declared": True, **_rate(rates.pop((n, d), None))}
+        {"from": n, "to": d, "declared": True, **_rate(rates.pop((n, d), _UNUSED))}
         for n in order
         for d in runtime.app.services[n].depends_on
     ]
@@ -409,12 +432,22 @@ def topology(
     return {"nodes": nodes, "edges": edges}
 
 
-def _rate(edge: dict[str, Any] | None) -> dict[str, Any]:
-    return (
-        {"rps": edge["rps"], "error_rate": edge["error_rate"]}
-        if edge
-        else {"rps": None, "error_rate": None}
-    )
+_UNUSED = {"rps": 0.0, "error_rate": 0.0, "requests": 0, "errors": 0, "source": None}
+
+
+def _rate(edge: dict[str, Any]) -> dict[str, Any]:
+    """rps, error_rate, where they came from, and the last minute's counts."""
+    return {
+        "rps": edge["rps"],
+        "error_rate": edge["error_rate"],
+        "requests": edge.get("requests"),
+        "errors": edge.get("errors"),
+        "source": edge.get("source"),
+    }
+
+
+def _drop(spans: list[dict[str, Any]]) -> None:
+    return None
 
 
 def _decoded(request: Request) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +28,8 @@ _KINDS = {
     5: "consumer",
 }
 _MAX_ATTRS = 32
+# The kind of the spans the gateway adds for each hop it proxied.
+GATEWAY_KIND = "proxy"
 
 
 Span = dict[str, Any]
@@ -174,6 +177,12 @@ class TraceStore:
             if not same:
                 self._traces.pop(old["trace_id"], None)
 
+    def call_edges(
+        self, now: float, *, window: float = 60.0
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Caller → callee counts over the last `window` seconds; see `call_edges`."""
+        return call_edges(self._spans, now=now, window=window)
+
     def trace(self, trace_id: str) -> list[Span]:
         return sorted(self._traces.get(trace_id.lower(), []), key=lambda s: s["start"])
 
@@ -182,7 +191,7 @@ class TraceStore:
         out: list[dict[str, Any]] = []
         for trace_id in reversed(self._traces):
             spans = self._traces[trace_id]
-            services = sorted({s["service"] for s in spans})
+            services = _services(spans)
             if service and service not in services:
                 continue
             out.append(_summary(trace_id, spans, services))
@@ -232,6 +241,13 @@ class TraceStore:
             self._file = None
 
 
+def _services(spans: list[Span]) -> list[str]:
+    # Gateway hops repeat the callee's name; list them only when nothing else
+    # of the trace arrived (the services do not export spans).
+    own = {s["service"] for s in spans if s["kind"] != GATEWAY_KIND}
+    return sorted(own or {s["service"] for s in spans})
+
+
 def _summary(trace_id: str, spans: list[Span], services: list[str]) -> dict[str, Any]:
     ids = {s["span_id"] for s in spans}
     roots = [s for s in spans if not s["parent_id"] or s["parent_id"] not in ids]
@@ -247,3 +263,77 @@ def _summary(trace_id: str, spans: list[Span], services: list[str]) -> dict[str,
         "duration_ms": round((end - start) / 1e6, 3),
         "error": any(s["error"] for s in spans),
     }
+
+
+# -- the gateway's hop spans --------------------------------------------------
+
+
+def gateway_spans(hops: list[dict[str, Any]]) -> list[Span]:
+    """The gateway's hop records (`Gateway.stats(take_spans=True)["spans"]`)
+    as store spans: service `gateway → <service>`, kind `proxy`."""
+    spans: list[Span] = []
+    for hop in hops:
+        try:
+            spans.append(_hop_span(hop))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return spans
+
+
+def _hop_span(hop: dict[str, Any]) -> Span:
+    start = int(float(hop["start"]) * 1e9)
+    status = int(hop["status"])
+    service = str(hop["service"])
+    return {
+        "trace_id": str(hop["trace_id"]).lower(),
+        "span_id": str(hop["span_id"]).lower(),
+        "parent_id": str(hop.get("parent_span_id") or "").lower(),
+        "name": f"{hop.get('method', '')} {hop.get('path', '')}"[:200],
+        "service": f"gateway → {service}",
+        "kind": GATEWAY_KIND,
+        "start": start,
+        "end": start + int(float(hop.get("duration_ms", 0.0)) * 1e6),
+        "error": status >= 500,
+        "status": str(status),
+        "attributes": {
+            "lsq.service": service,
+            "lsq.replica": hop.get("replica"),
+            "http.method": hop.get("method"),
+            "http.target": hop.get("path"),
+            "http.status_code": status,
+        },
+    }
+
+
+def call_edges(
+    spans: Iterable[Span], *, now: float, window: float = 60.0
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Caller → callee counts from gateway hops that ended in the last `window` s.
+
+    A hop counts for the edge A → B when its parent is a span that service A
+    sent (over OTLP) and B is the service the gateway routed it to. Hops whose
+    parent is unknown (the caller does not export spans, or its span has not
+    arrived yet) are not counted.
+    """
+    spans = list(spans)
+    owners = {
+        (s["trace_id"], s["span_id"]): s["service"]
+        for s in spans
+        if s["kind"] != GATEWAY_KIND
+    }
+    since = int((now - window) * 1e9)
+    counts: dict[tuple[str, str], dict[str, Any]] = {}
+    for span in spans:
+        if span["kind"] != GATEWAY_KIND or span["end"] < since:
+            continue
+        caller = owners.get((span["trace_id"], span["parent_id"]))
+        callee = span["attributes"].get("lsq.service")
+        if caller is None or not callee:
+            continue
+        edge = counts.setdefault((caller, str(callee)), {"requests": 0, "errors": 0})
+        edge["requests"] += 1
+        edge["errors"] += 1 if span["error"] else 0
+    for edge in counts.values():
+        edge["rps"] = round(edge["requests"] / window, 3)
+        edge["error_rate"] = round(edge["errors"] / edge["requests"], 4)
+    return counts

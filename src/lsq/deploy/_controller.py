@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from lsq.deploy._analysis import Verdict, figures, judge
 from lsq.deploy._history import ACTIVE_STATES, ReleaseStore
 from lsq.deploy._version import Identity, checkout, identify, remove_checkout
+from pydantic import ValidationError
+
 from lsq.errors import LsqError, UsageError
 from lsq.manifest import AppConfig, load
 from lsq.manifest._schema import Release as ReleaseSettings
@@ -433,8 +435,13 @@ def _settings(app: AppConfig, name: str, options: dict[str, Any]) -> ReleaseSett
     changes = {k: options[k] for k in ("strategy", "steps", "step_time") if options.get(k)}
     try:
         return ReleaseSettings.model_validate({**base.model_dump(), **changes})
-    except ValueError as exc:
-        raise UsageError(f"deploy {name}: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "release"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise UsageError(
+            f"deploy {name}: {where}: {message}, found {first.get('input')!r}"
+        ) from None
 
 
 def _all_healthy(replicas: list[Replica]) -> bool:

@@ -25,6 +25,8 @@ log = logging.getLogger("lsq.gateway")
 
 _STOP_GRACE = 5.0
 _ASK_TIMEOUT = 10.0  # a worker that does not answer sync/stats in this long is skipped
+_SPANS_KEPT = 5000  # hop spans waiting for `stats(take_spans=True)`
+_REPLY_LIMIT = 16 << 20  # bytes in one reply line from a worker
 _BREAKER_RANK = {"closed": 0, "half-open": 1, "open": 2}
 
 
@@ -90,6 +92,7 @@ class Gateway:
         self._started = False
         self._events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
         self._seq = 0
+        self._spans: deque[dict[str, Any]] = deque(maxlen=_SPANS_KEPT)
         self._watchers: set[asyncio.Task[None]] = set()
 
     @property
@@ -130,12 +133,16 @@ class Gateway:
         """Wait until every worker has applied every update sent so far."""
         await self._ask_all({"op": "sync"})
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self, *, take_spans: bool = False) -> dict[str, Any]:
         """Counters of all workers, merged: per service and per replica.
 
         Also the breaker per service, ejection state per replica, retries,
         fault hits and the recent `events` (each with a `seq` that only
         grows). A worker that is down (being restarted) is left out.
+
+        Every call collects the workers' hop spans into a buffer (the newest
+        `_SPANS_KEPT`); with `take_spans=True` the answer's `spans` hands them
+        over and empties it, so only one reader (the runtime) should take.
         """
         asked = [w for w in self._workers if w.alive]
         replies = await self._ask(asked, lambda w: {"op": "stats", "since": w.seen_seq})
@@ -162,8 +169,13 @@ class Gateway:
             _add(retries, data.get("retries", {}))
             _add(hits, data.get("fault_hits", {}))
             self._take_events(worker, data.get("events", []))
+            self._spans.extend(data.get("spans", ()))
         closed = {"state": "closed", "since": None, "cause": ""}
+        spans = list(self._spans) if take_spans else []
+        if take_spans:
+            self._spans.clear()
         return {
+            "spans": spans,
             "services": {
                 n: dict(summarize(s), breaker=breakers.get(n, closed), retries=retries.get(n, 0))
                 for n, s in services.items()
@@ -212,7 +224,10 @@ class Gateway:
             stdin=asyncio.subprocess.DEVNULL,
         )
         theirs.close()
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        # A stats reply carries a worker's hop spans (up to 5,000) on one line.
+        reader, writer = await asyncio.open_unix_connection(
+            sock=ours, limit=_REPLY_LIMIT
+        )
         worker = _Worker(proc, reader, writer)
         worker.task = asyncio.get_running_loop().create_task(worker.read_replies())
         access = (

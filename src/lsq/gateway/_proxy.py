@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -75,6 +76,7 @@ _CAREFUL_RESPONSE = (
     b"\r\ntrailer:",
 )
 _DEADLINE = b"\r\nx-lsq-deadline:"
+_TRACEPARENT = b"\r\ntraceparent:"
 
 
 class _Syntax:
@@ -125,6 +127,7 @@ class Request:
     sent100 = False
     finished = False
     error: tuple[int, str, str] | None = None
+    trace: tuple[str, str, str] | None = None  # trace id, hop span id, parent id
     tunnel_rest: list[bytes] | None = None
     slot = False  # counted in backend.active
     upgrade = False
@@ -315,6 +318,8 @@ class ClientConn(asyncio.Protocol):
         req.url = url
         req.keep_alive = keep
         req.lower = lower
+        if _TRACEPARENT in lower:
+            head = _hop_head(req, head, lower)
         path = self._resolve(req, host, url)
         service = req.service
         if service is not None:
@@ -465,6 +470,8 @@ class ClientConn(asyncio.Protocol):
         found: dict[bytes, bytes] = {}
         for name, value in req.headers:
             lower = name.lower()
+            if lower == b"traceparent" and req.trace is None:
+                value = _hop_value(req, value) or value
             if lower in SPECIAL:
                 old = found.get(lower)
                 found[lower] = old + b", " + value if old else value
@@ -832,6 +839,19 @@ class ClientConn(asyncio.Protocol):
             if aborted:
                 backend.counters.errors["aborted"] += 1
             backend.observe(ms, ctx.now)
+        if req.trace is not None and service is not None:
+            ctx.spans.append(
+                (
+                    *req.trace,
+                    service.name,
+                    backend.id if backend else None,
+                    req.method,
+                    req.url,
+                    status,
+                    time.time() - ms / 1000.0,
+                    ms,
+                )
+            )
         if ctx.access is not None:
             ctx.access.append(
                 (
@@ -989,6 +1009,41 @@ class ClientConn(asyncio.Protocol):
                 self._respond_error(req, 504, "gateway timeout", cause)
             return True
         return False
+
+
+def _hop_head(req: Request, head: bytes, lower: bytes) -> bytes:
+    """`head` with its traceparent pointing at a new hop span, if sampled."""
+    at = lower.find(_TRACEPARENT) + len(_TRACEPARENT)
+    stop = lower.find(b"\r\n", at)
+    if _TRACEPARENT in lower[stop:]:
+        return head  # two traceparent lines: invalid, passed on untouched
+    value = _hop_value(req, lower[at:stop])
+    if value is None:
+        return head
+    return head[:at] + b" " + value + head[stop:]
+
+
+def _hop_value(req: Request, value: bytes) -> bytes | None:
+    """For a sampled W3C traceparent: set `req.trace` and return the value
+    with the gateway's new span as the parent. None: pass it on as it is."""
+    value = value.strip().lower()
+    if b" " in value or len(value) < 55 or value[:2] == b"ff":
+        return None
+    if value[55:56] not in (b"", b"-"):  # a later version: the same first fields
+        return None
+    if value[2:3] != b"-" or value[35:36] != b"-" or value[52:53] != b"-":
+        return None
+    trace, parent, flags = value[3:35], value[36:52], value[53:55]
+    try:
+        sampled = int(flags, 16) & 1
+        bytes.fromhex(trace.decode() + parent.decode())
+    except ValueError:
+        return None
+    if not sampled or trace == b"0" * 32 or parent == b"0" * 16:
+        return None
+    span = os.urandom(8).hex().encode()
+    req.trace = (trace.decode(), span.decode(), parent.decode())
+    return b"00-" + trace + b"-" + span + b"-" + flags
 
 
 def _drop_named(lines: list[bytes], names: set[bytes]) -> list[bytes]:

@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,22 @@ def _access_line(row: tuple[Any, ...]) -> str:
     )
 
 
+SPANS_KEPT = 5000  # per worker, between two stats requests
+# The fields of a hop span, in the order `ClientConn._account` records them.
+_SPAN_KEYS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "replica",
+    "method",
+    "path",
+    "status",
+    "start",
+    "duration_ms",
+)
+
+
 class Context:
     """Everything a worker's protocols share."""
 
@@ -105,6 +122,8 @@ class Context:
         self.policies = os.environ.get("LSQ_GATEWAY_POLICIES", "on") != "off"
         self.events = _outlier.Events()
         self.fault_hits: dict[str, int] = {}
+        # Hop spans of sampled traced requests, until the next stats request.
+        self.spans: deque[tuple[Any, ...]] = deque(maxlen=SPANS_KEPT)
         self.retries: dict[str, int] = {}
         self.budgets: dict[str, RetryBudget] = {}
         self.pids: dict[int, str] = {}
@@ -324,7 +343,19 @@ class Context:
             "retries": dict(self.retries),
             "fault_hits": dict(self.fault_hits),
             "events": self.events.since(since),
+            "spans": self._take_spans(),
         }
+
+    def _take_spans(self) -> list[dict[str, Any]]:
+        keys = _SPAN_KEYS
+        spans = [dict(zip(keys, span, strict=True)) for span in self.spans]
+        self.spans.clear()
+        for span in spans:
+            span["method"] = span["method"].decode("latin-1")
+            span["path"] = span["path"].decode("latin-1")[:500]
+            span["start"] = round(span["start"], 6)
+            span["duration_ms"] = round(span["duration_ms"], 3)
+        return spans
 
     async def close(self) -> None:
         for _, server in self.listeners.values():

@@ -21,6 +21,17 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Lookup = Callable[[str], str | None]
 
+# Variables LSQ sets per instance when it starts one; a command's `${PORT}`
+# is left for then (docs/manifest.md, "Interpolation").
+INSTANCE_VARIABLES = frozenset(
+    {"PORT", "DATABASE_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"}
+)
+
+
+def is_instance_variable(name: str) -> bool:
+    """Whether LSQ sets `name` per instance: PORT and the like, any LSQ_*."""
+    return name in INSTANCE_VARIABLES or name.startswith("LSQ_")
+
 
 @dataclass(frozen=True)
 class Expansion:
@@ -41,19 +52,28 @@ class InterpolationError(ValueError):
         self.fix = fix
 
 
-def expand(text: str, lookup: Lookup) -> Expansion:
-    """Expand every `${...}` and `$$` in `text`."""
+def expand(
+    text: str, lookup: Lookup, *, keep: Callable[[str], bool] | None = None
+) -> Expansion:
+    """Expand every `${...}` and `$$` in `text`.
+
+    A `${NAME}` or `${NAME:-default}` whose NAME `keep` accepts is left as
+    written (LSQ sets such names per instance, after loading).
+    """
     if "$" not in text:
         return Expansion(text)
-    parser = _Parser(text, lookup)
+    parser = _Parser(text, lookup, keep)
     value, _ = parser.run(0, active=True, inside=None)
     return Expansion(value, tuple(parser.used), tuple(parser.missing))
 
 
 class _Parser:
-    def __init__(self, text: str, lookup: Lookup) -> None:
+    def __init__(
+        self, text: str, lookup: Lookup, keep: Callable[[str], bool] | None
+    ) -> None:
         self.text = text
         self.lookup = lookup
+        self.keep = keep
         self.used: list[str] = []
         self.missing: list[str] = []
 
@@ -88,6 +108,8 @@ class _Parser:
                 "write ${NAME} or ${NAME:-default}, or $${ for a literal '${'",
             )
         name, pos = match.group(), match.end()
+        if self.keep is not None and self.keep(name):
+            return self.kept(start, pos)
         if text.startswith(":-", pos):
             value = self.lookup(name) if active else None
             default, pos = self.run(pos + 2, active=active and not value, inside=start)
@@ -107,6 +129,22 @@ class _Parser:
         if active:
             (self.missing if value is None else self.used).append(name)
         return value or "", pos + 1
+
+    def kept(self, start: int, pos: int) -> tuple[str, int]:
+        """`${NAME}` or `${NAME:-default}` as written (syntax still checked)."""
+        text = self.text
+        if text.startswith(":-", pos):
+            _, end = self.run(pos + 2, active=False, inside=start)
+            return text[start:end], end
+        if pos >= len(text):
+            raise self.unclosed(start)
+        if text[pos] != "}":
+            raise InterpolationError(
+                f"unexpected {text[pos]!r} in '${{{text[start + 2 : pos]}'",
+                pos,
+                "write ${NAME} or ${NAME:-default}",
+            )
+        return text[start : pos + 1], pos + 1
 
     def unclosed(self, start: int) -> InterpolationError:
         return InterpolationError(

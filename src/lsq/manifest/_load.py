@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,11 +20,18 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from lsq.errors import ManifestError, Mark
-from lsq.manifest._find import MANIFEST_NAMES, find_manifest
 from lsq.manifest._config import AppConfig, Origin
 from lsq.manifest._dotenv import Dotenv, parse_dotenv
-from lsq.manifest._interpolate import Expansion, InterpolationError, Lookup, expand
+from lsq.manifest._find import MANIFEST_NAMES, find_manifest
+from lsq.manifest._interpolate import (
+    Expansion,
+    InterpolationError,
+    Lookup,
+    expand,
+    is_instance_variable,
+)
 from lsq.manifest._schema import (
+    NAME_PATTERN,
     Gateway,
     Health,
     Manifest,
@@ -32,7 +41,6 @@ from lsq.manifest._schema import (
     env_name,
 )
 from lsq.manifest._yaml import Node, merge_override, parse
-
 
 # With the gateway, a fixed `port` is the service's stable address and each
 # replica listens on a private port, so this becomes valid. Flip it here.
@@ -57,6 +65,17 @@ _STRING_FIELDS = {
     ("gateway", "trusted_proxies", "*"),
 }
 
+# Commands, where `${PORT}` and the other per-instance variables are left for
+# the instance (a shell expands them; LSQ does for an argv list).
+_COMMAND_FIELDS = {
+    ("services", "*", "command"),
+    ("services", "*", "command", "*"),
+    ("services", "*", "health", "command"),
+    ("services", "*", "health", "command", "*"),
+}
+
+_INT = re.compile(r"^[-+]?[0-9]+$")
+
 
 def load(
     path: Path,
@@ -77,12 +96,14 @@ def load(
     for extra in overrides:
         tree = merge_override(tree, loader.read(Path(extra), override=True))
     data = loader.plain(tree, ())
+    _check_names(tree)
     manifest = _validate(data, tree)
     envs = {
         name: loader.service_env(name, svc, tree)
         for name, svc in manifest.services.items()
     }
     _check(manifest, tree)
+    _check_commands(manifest, tree, envs, path.parent)
     manifest = _resolve(manifest, envs)
     warnings = tuple(dict.fromkeys(loader.warnings))
     return AppConfig(
@@ -166,11 +187,16 @@ class _Loader:
         expansion = self.expand(text, node, path)
         if expansion.used:
             self.origins[_dotted(path)] = Origin("environment", node.mark)
+        # A plain `port: ${WEB_PORT:-8001}` is a number, as `port: 8001` is.
+        plain = node.style is None and not _is_string_field(path)
+        if plain and expansion.value != text and _INT.match(expansion.value):
+            return int(expansion.value)
         return expansion.value
 
     def expand(self, text: str, node: Node, path: Loc) -> Expansion:
+        keep = is_instance_variable if _matches(path, _COMMAND_FIELDS) else None
         try:
-            expansion = expand(text, self.environ.get)
+            expansion = expand(text, self.environ.get, keep=keep)
         except InterpolationError as exc:
             raise ManifestError(
                 f"{_dotted(path)}: {exc.message}",
@@ -190,8 +216,13 @@ class _Loader:
     def service_env(self, name: str, service: Service, tree: Node) -> dict[str, str]:
         env: dict[str, str] = {}
         places: dict[str, Mark] = {}
+        listed = _find(tree, ("services", name, "env_file"))
         for index, entry in enumerate(service.env_file):
-            node = _find(tree, ("services", name, "env_file", index))
+            node = (
+                listed
+                if listed and not isinstance(listed.value, list)
+                else _find(tree, ("services", name, "env_file", index))
+            )
             dotenv = self.dotenv(
                 entry, node, lambda key: env.get(key, self.environ.get(key))
             )
@@ -241,10 +272,14 @@ def _is_depends_list(node: Node, path: Loc) -> bool:
 
 
 def _is_string_field(path: Loc) -> bool:
+    return _matches(path, _STRING_FIELDS)
+
+
+def _matches(path: Loc, patterns: set[tuple[str, ...]]) -> bool:
     return any(
         len(pattern) == len(path)
         and all(p == "*" or p == part for p, part in zip(pattern, path, strict=True))
-        for pattern in _STRING_FIELDS
+        for pattern in patterns
     )
 
 
@@ -362,7 +397,14 @@ def _translate(errors: list[ErrorDetails], tree: Node) -> ManifestError:
         problem = first["msg"].removeprefix("Value error, ")
     field = next((str(p) for p in reversed(path) if isinstance(p, str)), "")
     fix = _FIX.get(field, "see the field's reference in docs/manifest.md")
-    mark = node.place if isinstance(node.value, dict | list) else node.mark
+    quoted = node.style in ("'", '"') and _INT.match(node.text)
+    if quoted and first["type"] == "int_type":
+        fix = f"write the number without quotes: {field}: {node.text}"
+    # An empty value's own place is wherever the next token is; point at its key.
+    empty = node.value is None and node.style is None
+    if empty and len(path) == 2 and path[0] == "services":
+        fix = f"indent its keys under {path[1]}:, such as command: or external:"
+    mark = node.place if isinstance(node.value, dict | list) or empty else node.mark
     return ManifestError(f"{_dotted(path)}: {problem}", mark=mark, fix=fix)
 
 
@@ -429,6 +471,22 @@ def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
 # -- checks across fields and services
 
 
+def _check_names(tree: Node) -> None:
+    services = tree.child("services")
+    if services is None or not isinstance(services.value, dict):
+        return
+    for name, node in services.value.items():
+        if not re.match(NAME_PATTERN, name):
+            suggestion = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")
+            example = f", such as '{suggestion}'" if suggestion else ""
+            raise ManifestError(
+                f"services: expected a service name of lowercase letters, digits, "
+                f"'.', '_' or '-' (starting with a letter or digit), found {name!r}",
+                mark=node.place,
+                fix=f"rename the service{example}",
+            )
+
+
 def _check(manifest: Manifest, tree: Node) -> None:
     services = manifest.services
     for name, service in services.items():
@@ -443,6 +501,7 @@ def _check(manifest: Manifest, tree: Node) -> None:
                     if close
                     else f"services are: {', '.join(services)}",
                 )
+            _check_condition(name, dep, service.depends_on[dep], services, tree)
     _check_cycles(manifest, tree)
     _check_ports(manifest, tree)
     _check_env_names(manifest, tree)
@@ -456,6 +515,27 @@ def _check_service(name: str, service: Service, tree: Node) -> None:
                 mark=_mark(tree, "services", name, field),
                 fix=f"remove {field}: from {name}; LSQ does not run external ones",
             )
+
+
+def _check_condition(
+    name: str, dep: str, condition: str | None, services: dict[str, Service], tree: Node
+) -> None:
+    target = services[dep]
+    if condition != "healthy" or target.health is not None:
+        return
+    node = _find(tree, ("services", name, "depends_on", dep))
+    if target.external is not None:
+        found = "found an external service, which LSQ does not check"
+        fix = "use condition: started"
+    else:
+        found = "found none"
+        fix = f"add health: to {dep}, or use condition: started"
+    raise ManifestError(
+        f"services.{name}.depends_on.{dep}: condition healthy needs a health check "
+        f"on {dep}, {found}",
+        mark=node.mark if node else None,
+        fix=fix,
+    )
 
 
 def _check_cycles(manifest: Manifest, tree: Node) -> None:
@@ -516,6 +596,89 @@ def _check_env_names(manifest: Manifest, tree: Node) -> None:
                 fix="rename one of them; '-', '.' and '_' all become '_'",
             )
         owners[variable] = name
+
+
+# -- the program a command runs
+
+# fmt: off
+_SHELL_WORDS = frozenset(
+    {
+        ".", ":", "[", "[[", "{", "(", "!", "alias", "bg", "break", "builtin", "case",
+        "cd", "command", "continue", "declare", "do", "done", "echo", "elif", "else",
+        "esac", "eval", "exec", "exit", "export", "false", "fc", "fg", "fi", "for",
+        "function", "getopts", "hash", "if", "jobs", "kill", "let", "local", "printf",
+        "pwd", "read", "readonly", "return", "select", "set", "shift", "source",
+        "test", "then", "time", "times", "trap", "true", "type", "typeset", "ulimit",
+        "umask", "unalias", "unset", "until", "wait", "while",
+    }
+)
+# fmt: on
+_FIRST_WORD = re.compile(r"^([A-Za-z0-9_./-]+)(?:\s|$)")
+
+
+def _check_commands(
+    manifest: Manifest, tree: Node, envs: dict[str, dict[str, str]], root: Path
+) -> None:
+    for name, service in manifest.services.items():
+        if service.command is None:
+            continue
+        node = _find(tree, ("services", name, "command"))
+        where = f"services.{name}.command"
+        mark = node.mark if node else None
+        is_list = isinstance(service.command, list)
+        if not (service.command if is_list else str(service.command).strip()):
+            found = "an empty list" if is_list else '""'
+            raise ManifestError(
+                f"{where}: expected a command to run, found {found}",
+                mark=node.place if node else None,
+                fix="write a shell line such as 'python app.py' or a list "
+                "such as [python, app.py]",
+            )
+        program = _program(service.command)
+        if program is None:
+            continue
+        if isinstance(service.command, list) and node and node.child(0):
+            mark = node.child(0).mark  # type: ignore[union-attr]
+        cwd = root / service.cwd if service.cwd else root
+        path = envs[name].get("PATH", os.environ.get("PATH", os.defpath))
+        problem = _missing_program(program, cwd, path)
+        if problem:
+            raise ManifestError(f"{where}: {problem[0]}", mark=mark, fix=problem[1])
+
+
+def _program(command: str | list[str]) -> str | None:
+    """The program a command runs, when it can be known before running it."""
+    if isinstance(command, list):
+        return command[0]
+    text = command.strip()
+    if text.startswith("exec "):
+        text = text[5:].lstrip()
+    match = _FIRST_WORD.match(text)
+    if match is None or match.group(1) in _SHELL_WORDS:
+        return None
+    return match.group(1)
+
+
+def _missing_program(program: str, cwd: Path, path: str) -> tuple[str, str] | None:
+    if "/" not in program:
+        if shutil.which(program, path=path) is None:
+            return (
+                f"program {program!r} not found on PATH",
+                "install it or give its path",
+            )
+        return None
+    file = (cwd / program).resolve()
+    if not file.is_file():
+        return (
+            f"program {program!r} not found (looked for {file})",
+            "check the path; a relative one starts at the service's cwd",
+        )
+    if not os.access(file, os.X_OK):
+        return (
+            f"program {program!r} is not executable",
+            f"run chmod +x {program}, or run it through its interpreter",
+        )
+    return None
 
 
 def _mark(tree: Node, *loc: str | int) -> Mark | None:

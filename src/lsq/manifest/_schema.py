@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     field_validator,
     model_validator,
 )
@@ -218,8 +219,10 @@ class Service(_Model):
     cwd: str | None = Field(None, description="Relative to the manifest's folder.")
     env: dict[str, str] = Field(default_factory=dict)
     env_file: list[str] = Field(default_factory=list)
-    port: int | None = Field(None, ge=1, le=65535, description="Fixed port; else assigned.")
-    replicas: int = Field(1, ge=0, le=256)
+    port: Annotated[int, Strict()] | None = Field(
+        None, ge=1, le=65535, description="Fixed port; else assigned."
+    )
+    replicas: Annotated[int, Strict()] = Field(1, ge=0, le=256)
     health: Health | None = None
     depends_on: Annotated[
         dict[str, Condition | None], BeforeValidator(_depends_shorthand)

@@ -32,6 +32,7 @@ class Instance:
     healthy: bool = False
     pid: int | None = None
     restarts: int = 0
+    crashes: int = 0  # crashes in a row (reset after a stable uptime)
     last_exit: int | None = None
     started_at: float | None = None
     next_retry: float | None = None
@@ -65,6 +66,7 @@ class Instance:
             "state": self.state.value,
             "healthy": self.healthy,
             "restarts": self.restarts,
+            "crashes": self.crashes,
             "last_exit": self.last_exit,
             "started_at": self.started_at,
             "next_retry": self.next_retry,

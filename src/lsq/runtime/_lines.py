@@ -56,6 +56,9 @@ class LineReader:
             end = self._buf.find(b"\n", start)
             if end < 0:
                 break
+            while end - start > MAX_LINE:  # a long line that arrived whole
+                self._emit(bytes(self._buf[start : start + MAX_LINE]), partial=False, continued=True)
+                start += MAX_LINE
             self._emit(bytes(self._buf[start:end]), partial=False)
             start = end + 1
         if start:

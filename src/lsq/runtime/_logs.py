@@ -12,6 +12,7 @@ Terminal output is flushed line by line whether or not it is a terminal, so
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +20,21 @@ from pathlib import Path
 from typing import IO, TextIO
 
 _COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, colour: bool) -> str:
+    """A service's line made safe for a terminal: colour codes are kept on a
+    terminal (dropped elsewhere); every other control character, such as a
+    title-setting or cursor sequence, is shown escaped as `\\xNN`."""
+    parts = _SGR.split(text)
+    codes = _SGR.findall(text) if colour else [""] * (len(parts) - 1)
+    safe = [_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", p) for p in parts]
+    out = safe[0]
+    for code, part in zip(codes, safe[1:]):
+        out += code + part
+    return out
 
 LogListener = Callable[[dict[str, object]], None]
 
@@ -76,7 +92,7 @@ class Printer:
             colour = self._colours.setdefault(name, _COLOURS[len(self._colours) % len(_COLOURS)])
             label = f"\x1b[{colour}m{label}\x1b[0m"
         try:
-            self._out.write(f"{stamp} {label}| {text}\n")
+            self._out.write(f"{stamp} {label}| {printable(text, colour=self._colour)}\n")
             self._out.flush()
         except (OSError, ValueError):
             # A closed pipe, or a terminal that hung up (EIO): stop printing

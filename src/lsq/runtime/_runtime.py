@@ -8,6 +8,7 @@ services in dependency order. Shut-down is the reverse, announced step by step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from lsq.errors import LsqError, RuntimeAlreadyRunning, ServiceError
 from lsq.gateway import Gateway
@@ -51,6 +52,10 @@ def _ours(pgid: int, since: float) -> bool:
         return False
 
 
+def _drop_spans(spans: list[dict[str, Any]]) -> None:
+    return None
+
+
 class AppLock:
     """An flock on `.lsq/lock`: the kernel drops it when the runtime dies,
     so a lock left by a dead runtime is never mistaken for a live one."""
@@ -77,6 +82,14 @@ class AppLock:
             self._fd = None
 
 
+def become_subreaper() -> None:
+    """prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants become our children."""
+    from lsq.runtime._spawn import _LIBC
+
+    if _LIBC is not None:
+        _LIBC.prctl(36, 1, 0, 0, 0)
+
+
 class GuardProcess:
     """The guard child (see `lsq.runtime._guard`), fed over its stdin."""
 
@@ -91,6 +104,10 @@ class GuardProcess:
         )
         assert self._proc.stdin is not None
         self._pipe: IO[bytes] = self._proc.stdin
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     def send(self, op: str, pgid: int) -> None:
         try:
@@ -135,6 +152,8 @@ class Runtime:
         self.ingress_port: int | None = None
         self.resilience: dict[str, dict[str, object]] = {"breakers": {}, "replicas": {}}
         self._gateway_watch: asyncio.Task[None] | None = None
+        # Receives the gateway's hop spans once a second (the dashboard sets it).
+        self.span_sink: Callable[[list[dict[str, Any]]], None] = _drop_spans
         self._info: dict[str, object] = {}
         self._groups: set[int] = set()
         self._info_pending = False
@@ -148,6 +167,9 @@ class Runtime:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         self._clean_stale()
+        # A process that leaves its service's group (double fork + setsid)
+        # is reparented to us instead of init, so that shut-down can end it.
+        become_subreaper()
         self.store = StateStore(self.dir / "state.db")
         self.hub = LogHub(self.dir / "logs", self.printer)
         self.printer.widen([f"{n}-{i}" for n, s in self.app.services.items() for i in range(s.replicas)])
@@ -245,10 +267,14 @@ class Runtime:
         seen = 0
         while self.gateway is not None:
             try:
-                stats = await asyncio.wait_for(self.gateway.stats(), 2.0)
+                stats = await asyncio.wait_for(
+                    self.gateway.stats(take_spans=True), 2.0
+                )
             except (asyncio.TimeoutError, LsqError):
                 await asyncio.sleep(1.0)
                 continue
+            if stats.get("spans"):
+                self.span_sink(stats["spans"])
             self.resilience = {
                 "breakers": {n: s.get("breaker") for n, s in stats["services"].items()},
                 "replicas": {
@@ -378,7 +404,33 @@ class Runtime:
                 await self.feed.drain_all(DRAIN_ALL_TIMEOUT)
                 self.sup.drain = None
             await self.sup.stop_all()
+            self._end_escaped()
             self.event("runtime", "all services stopped")
+
+    def _end_escaped(self) -> None:
+        """End processes that left their service's group and were reparented
+        to the runtime (it is their subreaper): no orphan keeps a port."""
+        import psutil
+
+        keep = {self.guard.pid} if self.guard is not None else set()
+        if self.gateway is not None:
+            keep |= set(self.gateway.worker_pids)
+        try:
+            strays = [p for p in psutil.Process().children() if p.pid not in keep]
+        except psutil.Error:
+            return
+        if not strays:
+            return
+        names = ", ".join(f"pid {p.pid}" for p in strays)
+        for proc in strays:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+        _, alive = psutil.wait_procs(strays, timeout=2.0)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=2.0)
+        self.event("runtime", f"ended {len(strays)} process(es) that had left their service's group: {names}")
 
     def close(self) -> None:
         if self.hub is not None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from lsq.manifest._interpolate import is_instance_variable
 from lsq.runtime._lines import LineReader
 
 _PR_SET_PDEATHSIG = 1
@@ -50,6 +52,33 @@ def argv_for(command: str | Sequence[str]) -> list[str]:
     if isinstance(command, str):
         return ["/bin/sh", "-c", command]
     return list(command)
+
+
+_VARIABLE = re.compile(
+    r"\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
+    r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
+)
+
+
+def expand_instance_vars(argv: list[str], env: Mapping[str, str]) -> list[str]:
+    """Put the instance's PORT (and the other variables LSQ sets per instance)
+    into an argv command: `${PORT}`, `$PORT` and `${PORT:-default}`.
+
+    Only for argv lists: a string command runs through /bin/sh, which expands
+    them itself. Other names are left as written (the loader has already
+    expanded `${VAR}` from the caller's environment).
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("braced") or match.group("bare")
+        if not is_instance_variable(name):
+            return match.group(0)
+        value = env.get(name, "")
+        if not value and match.group("default") is not None:
+            return match.group("default")
+        return value
+
+    return [_VARIABLE.sub(replace, arg) for arg in argv]
 
 
 class Child(asyncio.SubprocessProtocol):
@@ -109,9 +138,12 @@ async def spawn(
     executed; a shell command that does not exist exits with 127 instead.
     """
     loop = asyncio.get_running_loop()
+    argv = argv_for(command)
+    if not isinstance(command, str):
+        argv = expand_instance_vars(argv, env)
     _, child = await loop.subprocess_exec(
         lambda: Child(loop, sink),
-        *argv_for(command),
+        *argv,
         cwd=cwd,
         env=dict(env),
         stdin=asyncio.subprocess.DEVNULL,

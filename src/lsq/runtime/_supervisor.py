@@ -72,6 +72,21 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
     return float(min(cap, delay * random.uniform(0.8, 1.2)))
 
 
+SPAWN_FAILED = -1000  # not an exit code: the process could not be started
+
+
+def describe_exit(code: int, spawn_error: str = "") -> str:
+    """"exit code 1", "killed by SIGKILL", or why it never started."""
+    if code == SPAWN_FAILED:
+        return spawn_error
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
 def service_env(
     app: AppConfig,
     service: str,
@@ -242,7 +257,7 @@ class Replica:
         self._last_stderr = reason
         self.instance.last_exit = None
         self._uptime = 0.0
-        return -1
+        return SPAWN_FAILED
 
     def _line(self, stream: str, text: str, partial: bool) -> None:
         if stream == "stderr" and text.strip():
@@ -265,7 +280,7 @@ class Replica:
         """Decide what follows an exit; True to run again."""
         svc = self.service
         policy = svc.restart
-        how = f"exit code {code}" if code >= 0 else self._last_stderr
+        how = describe_exit(code, self._last_stderr)
         if code in (126, 127):
             self._set(State.FAILED, f"command not found or not executable ({how}): {self._last_stderr}", pid=None)
             return False
@@ -286,6 +301,7 @@ class Replica:
             return False
         delay = backoff_delay(self._crashes, policy.backoff, policy.backoff_max)
         self._crashes += 1
+        self.instance.crashes = self._crashes
         detail = f"{how}; restart {self._crashes} in {delay:.1f}s"
         if self._last_stderr and code >= 0:
             detail += f"; last error: {self._last_stderr}"
@@ -516,7 +532,11 @@ class Unit:
             return "stopped" if not self.wanted else "running"
         for state in (State.FAILED, State.BACKOFF, State.STOPPING, State.WAITING, State.STARTING, State.UNHEALTHY):
             if state in states:
-                return "crash-loop" if state is State.BACKOFF else state.value
+                if state is State.BACKOFF:
+                    # One crash is a restart; a repeated one is a crash loop.
+                    looping = any(r._crashes > 1 for r in self.replicas)
+                    return "crash-loop" if looping else "restarting"
+                return state.value
         if states <= {State.EXITED}:
             return "exited"
         if states <= {State.STOPPED}:

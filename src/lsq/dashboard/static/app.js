@@ -147,7 +147,7 @@ function instanceRow(inst) {
     note = `crash loop: next retry in ${wait.toFixed(1)}s. ${note}`;
   }
   return h("tr", { class: "instance", "data-instance": inst.id, title: note },
-    h("td", {}, inst.id), h("td", {}, badge(state === "backoff" ? "crash-loop" : state)),
+    h("td", {}, inst.id), h("td", {}, badge(state === "backoff" ? (inst.crashes > 1 ? "crash-loop" : "restarting") : state)),
     h("td", {}, inst.healthy ? "healthy" : (inst.pid ? "not healthy" : "")),
     h("td", { class: "num" }, inst.pid ?? ""), h("td", { class: "num" }, inst.port ?? ""),
     h("td", {}, duration(inst.uptime)),
@@ -418,6 +418,13 @@ function s(tag, attrs, text) {
   return el;
 }
 
+function edgeLabel(e) {
+  const rate = `${fmt(e.rps, e.rps && e.rps < 1 ? 2 : 1)}/s`;
+  if (!e.error_rate) return rate;
+  const count = e.errors ? `${e.errors} err, ` : "";
+  return `${rate} · ${count}${fmt(e.error_rate * 100)}%`;
+}
+
 async function loadTopology() {
   let data;
   try { data = await getJSON("/ui/topology"); } catch (err) { toast(`topology: ${err.message}`); return; }
@@ -454,14 +461,21 @@ async function loadTopology() {
       "data-from": e.from, "data-to": e.to });
     parts.push(path);
     if (e.rps !== null) {
-      parts.push(s("text", { x: String((x1 + x2) / 2), y: String((y1 + y2) / 2 - 4), "text-anchor": "middle",
-        fill: "#1d232b" }, `${fmt(e.rps)}/s${e.error_rate ? ` ${fmt(e.error_rate * 100)}% err` : ""}`));
+      const label = s("text", { x: String((x1 + x2) / 2), y: String((y1 + y2) / 2 - 4), "text-anchor": "middle",
+        fill: e.error_rate > 0.05 ? "#c62828" : "#1d232b", class: "edge-label",
+        "data-from": e.from, "data-to": e.to }, edgeLabel(e));
+      if (e.requests !== null && e.requests !== undefined) {
+        // Trace counts cover the last minute, so say so on hover.
+        label.append(s("title", {}, `last minute: ${e.requests} requests, ${e.errors} errors (5xx)` +
+          (e.source === "traces" ? ", from gateway hop spans" : "")));
+      }
+      parts.push(label);
     }
   }
   for (const n of data.nodes) {
     const p = pos[n.name];
     const g = s("g", { class: "node", "data-service": n.name });
-    const stroke = { running: "#1a7f37", "crash-loop": "#c62828", failed: "#c62828", external: "#6b7480" }[n.state] || "#b35900";
+    const stroke = { running: "#1a7f37", "crash-loop": "#c62828", restarting: "#b35900", failed: "#c62828", external: "#6b7480" }[n.state] || "#b35900";
     g.append(s("rect", { x: String(p.x), y: String(p.y), width: String(nw), height: String(nh), rx: "6",
       fill: "#fff", stroke, "stroke-width": "2", "stroke-dasharray": n.external ? "5 3" : "" }));
     g.append(s("rect", { x: String(p.x), y: String(p.y), width: "6", height: String(nh), fill: colour(n.name) }));

@@ -1,0 +1,411 @@
+"""Load-time checks: each error is one line `file:line:col: ...; fix`, and
+`lsq validate` / `lsq up` exit with 2 and start nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lsq.errors import ManifestError
+from lsq.manifest import AppConfig
+
+Load = Callable[..., AppConfig]
+LSQ = str(Path(sys.executable).parent / "lsq")
+
+
+def _error(load_app: Load, text: str, **kwargs: object) -> str:
+    with pytest.raises(ManifestError) as info:
+        load_app(text, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def _cli(folder: Path, text: str, command: str = "validate") -> str:
+    (folder / "lsq.yaml").write_text(
+        textwrap.dedent(text).lstrip("\n"), encoding="utf-8"
+    )
+    done = subprocess.run(
+        [LSQ, command],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+# 1. env_file as a scalar
+
+
+def test_missing_scalar_env_file_points_at_the_value(load_app: Load) -> None:
+    message = _error(
+        load_app,
+        """
+        services:
+          a:
+            command: run
+            env_file: missing.env
+        """,
+    )
+    assert message.startswith("lsq.yaml:4:15: env_file 'missing.env' not found")
+    assert message.endswith("; create the file or remove it from env_file")
+
+
+def test_missing_env_file_in_a_list_still_points_at_the_item(load_app: Load) -> None:
+    message = _error(
+        load_app,
+        """
+        services:
+          a:
+            command: run
+            env_file: [ok.env, missing.env]
+        """,
+        files={"ok.env": "A=1\n"},
+    )
+    assert message.startswith("lsq.yaml:4:24: env_file 'missing.env' not found")
+
+
+# 2. service names and empty service entries
+
+
+@pytest.mark.parametrize(
+    ("key", "col"),
+    [("Bad", 3), ("wéb☃", 3), ("-x", 3)],
+)
+def test_bad_service_name_points_at_its_key(load_app: Load, key: str, col: int) -> None:
+    message = _error(
+        load_app,
+        f"""
+        services:
+          good:
+            command: run
+          {key}:
+            command: run
+        """,
+    )
+    assert message.startswith(f"lsq.yaml:4:{col}: services: expected a service name")
+    assert f"found {key!r}; rename the service" in message
+
+
+def test_empty_service_entry_points_at_its_key(load_app: Load) -> None:
+    message = _error(
+        load_app,
+        """
+        services:
+          b:
+            command: run
+          a:
+
+        # a comment at the end
+        """,
+    )
+    assert message == (
+        "lsq.yaml:4:3: services.a: expected a mapping, found nothing; "
+        "indent its keys under a:, such as command: or external:"
+    )
+
+
+# 3. the program a command runs
+
+
+def test_list_command_with_a_missing_program(load_app: Load) -> None:
+    message = _error(
+        load_app,
+        """
+        services:
+          a:
+            command: [definitely-not-a-command, x]
+        """,
+    )
+    assert message == (
+        "lsq.yaml:3:15: services.a.command: program 'definitely-not-a-command' "
+        "not found on PATH; install it or give its path"
+    )
+
+
+def test_string_command_with_a_missing_program(load_app: Load) -> None:
+    message = _error(
+        load_app,
+        """
+        services:
+          a:
+            command: definitely-not-a-command --flag
+          b:
+            command: exec also-not-a-command --flag
+        """,
+    )
+    assert message == (
+        "lsq.yaml:3:14: services.a.command: program 'definitely-not-a-command' "
+        "not found on PATH; install it or give its path"
+    )
+
+
+def test_exec_word_is_checked(load_app: Load) -> None:
+    message = _error(
+        load_app,
+        """
+        services:
+          b:
+            command: exec also-not-a-command --flag
+        """,
+    )
+    assert "program 'also-not-a-command' not found on PATH" in message
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cd sub && ./x",
+        "test -f x || echo no",
+        "[ -f x ] && run",
+        "FOO=1 not-checked-here",
+        "exec run --port $PORT",
+        "true",
+        "if true; then run; fi",
+        "{ run; }",
+        "(run)",
+        ". ./env.sh; run",
+        "while true; do run; done",
+    ],
+)
+def test_shell_words_and_unknowable_programs_are_not_checked(
+    load_app: Load, command: str
+) -> None:
+    app = load_app(f"services:\n  a:\n    command: {command!r}\n")
+    assert app.services["a"].command == command
+
+
+def test_program_with_a_slash_is_found_from_the_services_cwd(
+    load_app: Load, tmp_path: Path
+) -> None:
+    (tmp_path / "sub").mkdir()
+    script = tmp_path / "sub" / "serve.sh"
+    script.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    script.chmod(0o755)
+    app = load_app("services:\n  a:\n    cwd: sub\n    command: [./serve.sh]\n")
+    assert app.services["a"].command == ["./serve.sh"]
+    message = _error(load_app, "services:\n  a:\n    command: [./serve.sh]\n")
+    assert message.startswith(
+        "lsq.yaml:3:15: services.a.command: program './serve.sh' not found "
+        f"(looked for {tmp_path / 'serve.sh'})"
+    )
+    script.chmod(0o644)
+    message = _error(
+        load_app, "services:\n  a:\n    cwd: sub\n    command: ./serve.sh -v\n"
+    )
+    assert message.startswith(
+        "lsq.yaml:4:14: services.a.command: program './serve.sh' is not executable;"
+    )
+
+
+def test_program_is_looked_up_on_the_services_own_path(
+    load_app: Load, tmp_path: Path
+) -> None:
+    folder = tmp_path / "tools"
+    folder.mkdir()
+    program = folder / "only-here"
+    program.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    program.chmod(0o755)
+    _error(load_app, "services:\n  a:\n    command: only-here\n")
+    app = load_app(
+        f"services:\n  a:\n    command: only-here\n    env: {{PATH: {folder}}}\n"
+    )
+    assert app.services["a"].command == "only-here"
+
+
+@pytest.mark.parametrize(
+    ("command", "found"), [("[]", "an empty list"), ('""', '""'), ('"  "', '""')]
+)
+def test_empty_command_is_an_error(load_app: Load, command: str, found: str) -> None:
+    message = _error(load_app, f"services:\n  a:\n    command: {command}\n")
+    assert message.startswith(
+        f"lsq.yaml:3:5: services.a.command: expected a command to run, found {found}; "
+    )
+
+
+# 4. depends_on: healthy without a health check
+
+
+def test_healthy_condition_needs_a_health_check(load_app: Load) -> None:
+    message = _error(
+        load_app,
+        """
+        services:
+          db: {command: db}
+          api:
+            command: api
+            depends_on: {db: healthy}
+        """,
+    )
+    assert message == (
+        "lsq.yaml:5:22: services.api.depends_on.db: condition healthy needs a "
+        "health check on db, found none; add health: to db, or use condition: started"
+    )
+
+
+def test_healthy_condition_on_an_external_service_is_an_error(load_app: Load) -> None:
+    message = _error(
+        load_app,
+        """
+        services:
+          pay: {external: "https://pay.example.test"}
+          api:
+            command: api
+            depends_on:
+              pay: healthy
+        """,
+    )
+    assert message.startswith(
+        "lsq.yaml:6:12: services.api.depends_on.pay: condition healthy needs a "
+        "health check on pay, found an external service"
+    )
+    assert message.endswith("; use condition: started")
+
+
+def test_list_depends_on_still_resolves_without_a_health_check(load_app: Load) -> None:
+    app = load_app(
+        "services:\n  db: {command: db}\n  api: {command: api, depends_on: [db]}\n"
+    )
+    assert app.services["api"].depends_on == {"db": "started"}
+
+
+# 5. port and replicas are strict integers
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            'port: "8080"',
+            (
+                "lsq.yaml:4:11: services.a.port: expected an integer, found '8080'; "
+                "write the number without quotes: port: 8080"
+            ),
+        ),
+        (
+            "replicas: '2'",
+            (
+                "lsq.yaml:4:15: services.a.replicas: expected an integer, "
+                "found '2'; write the number without quotes: replicas: 2"
+            ),
+        ),
+        (
+            "port: 80.5",
+            (
+                "lsq.yaml:4:11: services.a.port: expected an integer, found 80.5; "
+                "write a number from 1 to 65535, or leave port out to have one assigned"
+            ),
+        ),
+    ],
+)
+def test_quoted_port_and_replicas_are_refused(
+    load_app: Load, line: str, expected: str
+) -> None:
+    message = _error(load_app, f"services:\n  a:\n    command: run\n    {line}\n")
+    assert message == expected
+
+
+def test_interpolated_plain_port_is_still_a_number(load_app: Load) -> None:
+    app = load_app(
+        "services:\n  a:\n    command: run\n    port: ${P:-8001}\n    replicas: ${R}\n",
+        environ={"R": "3"},
+    )
+    assert (app.services["a"].port, app.services["a"].replicas) == (8001, 3)
+
+
+# 6. per-instance variables are left for the instance
+
+
+def test_instance_variables_in_commands_are_left_as_written(load_app: Load) -> None:
+    app = load_app(
+        """
+        services:
+          a:
+            command: [run, "${PORT}", "$PORT", "${LSQ_INSTANCE}", "${DATABASE_URL:-x}", "${HOME}"]
+            health: {command: "probe ${PORT} ${OTEL_SERVICE_NAME}"}
+          b:
+            command: run --port ${PORT} --otel ${OTEL_EXPORTER_OTLP_ENDPOINT}
+            env: {X: "${PORT}"}
+        """,
+        environ={"PORT": "1", "HOME": "/h"},
+    )
+    assert app.services["a"].command == [
+        "run",
+        "${PORT}",
+        "$PORT",
+        "${LSQ_INSTANCE}",
+        "${DATABASE_URL:-x}",
+        "/h",
+    ]
+    assert app.services["a"].health is not None
+    assert app.services["a"].health.command == "probe ${PORT} ${OTEL_SERVICE_NAME}"
+    assert app.services["b"].command == (
+        "run --port ${PORT} --otel ${OTEL_EXPORTER_OTLP_ENDPOINT}"
+    )
+    assert app.services["b"].env["X"] == "1"  # outside commands: the caller's value
+    assert app.warnings == ()
+
+
+def test_a_kept_variable_still_has_its_syntax_checked(load_app: Load) -> None:
+    message = _error(load_app, "services:\n  a:\n    command: run ${PORT\n")
+    assert "unclosed '${'" in message
+
+
+# The CLI: exit 2, one line on stderr, nothing started
+
+
+@pytest.mark.parametrize(
+    ("text", "start"),
+    [
+        (
+            "services:\n  a:\n    command: run\n    env_file: missing.env\n",
+            "lsq.yaml:4:15: ",
+        ),
+        ("services:\n  Bad:\n    command: run\n", "lsq.yaml:2:3: "),
+        ("services:\n  a:\n", "lsq.yaml:2:3: "),
+        (
+            "services:\n  a:\n    command: [definitely-not-a-command]\n",
+            "lsq.yaml:3:15: ",
+        ),
+        ("services:\n  a:\n    command: []\n", "lsq.yaml:3:5: "),
+        (
+            (
+                "services:\n  db: {command: run}\n  api:\n    command: run\n"
+                "    depends_on: {db: healthy}\n"
+            ),
+            "lsq.yaml:5:22: ",
+        ),
+        ('services:\n  a:\n    command: run\n    port: "8080"\n', "lsq.yaml:4:11: "),
+    ],
+)
+def test_cli_validate_reports_one_line_and_exits_2(
+    tmp_path: Path, text: str, start: str
+) -> None:
+    line = _cli(tmp_path, text)
+    assert line.startswith(f"lsq: error: {start}"), line
+
+
+def test_cli_up_with_a_missing_program_starts_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    text = f"""
+        services:
+          ok:
+            command: touch {marker}
+          bad:
+            command: [definitely-not-a-command]
+            depends_on: [ok]
+        """
+    line = _cli(tmp_path, text, "up")
+    assert "program 'definitely-not-a-command' not found on PATH" in line
+    assert not marker.exists()
