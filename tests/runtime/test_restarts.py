@@ -61,7 +61,7 @@ def test_a_crash_loop_backs_off_with_growing_delays(app: App) -> None:
         return out if "crash-loop" in out else ""
 
     text = str(wait_for(table, 10, "crash-loop in lsq ps"))
-    assert "last exit 1" in text and "next retry in" in text
+    assert "exit code 1" in text and "next retry in" in text
 
 
 @pytest.mark.parametrize("runs_for", [0, 2])

@@ -103,9 +103,9 @@ def load(
         for name, svc in manifest.services.items()
     }
     _check(manifest, tree)
-    _check_commands(manifest, tree, envs, path.parent)
+    missing = _check_commands(manifest, tree, envs, path.parent)
     manifest = _resolve(manifest, envs)
-    warnings = tuple(dict.fromkeys(loader.warnings))
+    warnings = tuple(dict.fromkeys([*loader.warnings, *missing]))
     return AppConfig(
         path, manifest, envs, dict(loader.origins), warnings, tuple(overrides)
     )
@@ -618,7 +618,12 @@ _FIRST_WORD = re.compile(r"^([A-Za-z0-9_./-]+)(?:\s|$)")
 
 def _check_commands(
     manifest: Manifest, tree: Node, envs: dict[str, dict[str, str]], root: Path
-) -> None:
+) -> list[str]:
+    """An empty command is an error; a program that cannot be found is a
+    warning with its place: `lsq up` still starts the other services and
+    marks that one failed with the reason (the program may also appear by
+    the time it starts, for example from a build step)."""
+    warnings: list[str] = []
     for name, service in manifest.services.items():
         if service.command is None:
             continue
@@ -640,10 +645,17 @@ def _check_commands(
         if isinstance(service.command, list) and node and node.child(0):
             mark = node.child(0).mark  # type: ignore[union-attr]
         cwd = root / service.cwd if service.cwd else root
+        if "/" in program and not cwd.is_dir():
+            continue  # the missing cwd is reported when the service starts
         path = envs[name].get("PATH", os.environ.get("PATH", os.defpath))
         problem = _missing_program(program, cwd, path)
         if problem:
-            raise ManifestError(f"{where}: {problem[0]}", mark=mark, fix=problem[1])
+            place = f"{mark}: " if mark else ""
+            warnings.append(
+                f"{place}{where}: {problem[0]}; {problem[1]} "
+                f"(lsq up will mark {name} failed)"
+            )
+    return warnings
 
 
 def _program(command: str | list[str]) -> str | None:

@@ -152,6 +152,7 @@ class Runtime:
         self.ingress_port: int | None = None
         self.resilience: dict[str, dict[str, object]] = {"breakers": {}, "replicas": {}}
         self._gateway_watch: asyncio.Task[None] | None = None
+        self.gateway_up = asyncio.Event()
         # Receives the gateway's hop spans once a second (the dashboard sets it).
         self.span_sink: Callable[[list[dict[str, Any]]], None] = _drop_spans
         self._info: dict[str, object] = {}
@@ -258,6 +259,7 @@ class Runtime:
                                 ingress_port=self.ingress_port, faults=self.fault_source)
         self.gateway.update(self.feed.table())
         await self.gateway.start()
+        self.gateway_up.set()
         self.sup.drain = self.feed.drain
         self._gateway_watch = asyncio.get_running_loop().create_task(self._watch_gateway())
 
@@ -362,6 +364,8 @@ class Runtime:
         timeout = max([s.startup_timeout for s in self.app.services.values()] or [60.0])
         timeout *= 1 + max(0, len(self.app.dependency_order()) - 1) ** 0.5
         reason = await self.sup.wait_ready(self.selected, timeout)
+        # The app is up only once the gateway serves every stable address.
+        await self.gateway_up.wait()
         if reason is None:
             self.startup = {"state": "ready", "reason": "", "seconds": round(time.time() - self.started, 3)}
             self.event("runtime", f"all {len(self.selected)} services are up")

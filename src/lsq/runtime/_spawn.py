@@ -167,7 +167,34 @@ def signal_group(pgid: int, sig: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
+    """Does any live process remain in the group?
+
+    The runtime is a child subreaper, so members whose parent exited are
+    reparented to it and, once they exit, stay zombies until it reaps them;
+    a zombie would keep the group "alive". Those are reaped here. The
+    group's leader is never reaped here: the event loop owns its exit status.
+    """
+    if not signal_group(pgid, 0):
+        return False
+    _reap_orphans(pgid)
     return signal_group(pgid, 0)
+
+
+def _reap_orphans(pgid: int) -> None:
+    import psutil
+
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return
+    for child in children:
+        if child.pid == pgid:
+            continue
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE and os.getpgid(child.pid) == pgid:
+                os.waitpid(child.pid, os.WNOHANG)
+        except (psutil.Error, OSError):
+            continue
 
 
 def signal_number(name: str) -> int:
