@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from lsq.dashboard import ProcessSampler, TrafficBook
@@ -78,3 +79,21 @@ def test_recent_averages_the_last_seconds() -> None:
         4.0,
         4.0,
     ]
+
+
+def test_traffic_history_survives_a_restart_within_its_window(tmp_path: Path) -> None:
+    from lsq.dashboard._samplers import TrafficBook
+
+    book = TrafficBook(seconds=900)
+    dump = {"requests": 0, "errors": {}, "histogram": {"counts": [0], "bounds_ms": [1.0]}}
+    book.add({"services": {"web": dump}}, t=1000.0)
+    book.add({"services": {"web": dict(dump, requests=50)}}, t=1001.0)
+    path = tmp_path / "traffic.json"
+    book.save(path)
+
+    later = TrafficBook(seconds=900)
+    later.load(path, now=1500.0)
+    assert [p[:2] for p in later.services["web"].points] == [[1001.0, 50.0]]
+    too_late = TrafficBook(seconds=900)
+    too_late.load(path, now=1001.0 + 901)
+    assert list(too_late.services["web"].points) == []

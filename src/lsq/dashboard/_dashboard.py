@@ -83,9 +83,11 @@ class Dashboard:
         for record in stored_tail(runtime.dir / "logs"):
             self.logs.add(record)
         self.traces = TraceStore(runtime.dir / "telemetry")
+        self._traffic_file = runtime.dir / "telemetry" / "traffic.json"
         self.procs = ProcessSampler()
         self._watched_until = 0.0
         self.traffic = TrafficBook()
+        self.traffic.load(self._traffic_file)
         self.events: deque[dict[str, object]] = deque(maxlen=500)
         self._event_seq = 0
         self.status_version = 0
@@ -126,6 +128,11 @@ class Dashboard:
         if self.runtime.span_sink == self.add_gateway_spans:
             self.runtime.span_sink = _drop
         self.traces.close()
+        try:
+            self._traffic_file.parent.mkdir(parents=True, exist_ok=True)
+            self.traffic.save(self._traffic_file)
+        except OSError as exc:  # a full disk must not stop the shut-down
+            self.runtime.printer.note(f"dashboard: traffic history not saved: {exc}")
 
     async def _every(self, seconds: float, step: Any) -> None:
         last_failure = ""

@@ -7,7 +7,10 @@ costs the runtime the same small amount.
 
 from __future__ import annotations
 
+import json
+
 import time
+from pathlib import Path
 from collections import deque
 from typing import Any
 
@@ -138,6 +141,24 @@ class TrafficBook:
         for edge in _edges(stats):
             key = (str(edge["from"]), str(edge["to"]))
             self.edges.setdefault(key, TrafficSeries(self._size)).add(t, edge)
+
+    def save(self, path: Path) -> None:
+        """Keep the charts' points across `lsq up` runs (15 minutes at most)."""
+        data = {name: list(series.points) for name, series in self.services.items()}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+
+    def load(self, path: Path, *, now: float | None = None) -> None:
+        """Points saved by an earlier run, if they are recent enough to chart."""
+        cutoff = (time.time() if now is None else now) - self._size
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        for name, points in data.items():
+            series = self.services.setdefault(name, TrafficSeries(self._size))
+            series.points.extend(p for p in points if p and p[0] > cutoff)
 
     def series(self, since: float = 0.0) -> dict[str, list[list[Any]]]:
         return {
