@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lsq.manifest import Health
-from lsq.runtime._spawn import argv_for
+from lsq.runtime._spawn import argv_for, expand_instance_vars
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,11 @@ async def _http(host: str, port: int, path: str) -> ProbeResult:
 
 async def _command(command: str | list[str], cwd: Path, env: dict[str, str]) -> ProbeResult:
     try:
+        argv = argv_for(command)
+        if isinstance(command, list):
+            argv = expand_instance_vars(argv, env)
         proc = await asyncio.create_subprocess_exec(
-            *argv_for(command),
+            *argv,
             cwd=cwd,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
