@@ -268,13 +268,25 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _print_table(status: dict[str, object]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+class _Table:
+    """Plain aligned columns. `lsq ps` and `lsq up -d` print a table and exit;
+    a rich table would cost more to import than the whole command takes."""
 
-    table = Table(box=None, pad_edge=False)
-    for col in ("SERVICE", "STATE", "HEALTH", "ADDRESS", "INSTANCE", "PID", "PORT", "RESTARTS", "DETAIL"):
-        table.add_column(col)
+    def __init__(self, headers: tuple[str, ...]) -> None:
+        self.rows: list[tuple[str, ...]] = [headers]
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(tuple(cells))
+
+    def render(self) -> str:
+        widths = [max(len(row[i]) for row in self.rows) for i in range(len(self.rows[0]))]
+        return "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in self.rows
+        )
+
+
+def _print_table(status: dict[str, object]) -> None:
+    table = _Table(("SERVICE", "STATE", "HEALTH", "ADDRESS", "INSTANCE", "PID", "PORT", "RESTARTS", "DETAIL"))
     now = time.time()
     for svc in status["services"]:  # type: ignore[attr-defined]
         first = True
@@ -306,10 +318,7 @@ def _print_table(status: dict[str, object]) -> None:
                 detail.strip("; "),
             )
             first = False
-    console = Console(soft_wrap=True)
-    if not console.is_terminal:
-        console.width = 240
-    console.print(table)
+    click.echo(table.render())
 
 
 # -- logs ---------------------------------------------------------------------------

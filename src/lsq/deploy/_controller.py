@@ -25,10 +25,11 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from lsq.deploy._analysis import Verdict, figures, judge
 from lsq.deploy._history import ACTIVE_STATES, ReleaseStore
-from lsq.deploy._version import Identity, checkout, identify, remove_checkout
-from pydantic import ValidationError
+from lsq.deploy._version import Identity, checkout, identify, remove_checkout, tree_state
 
 from lsq.errors import LsqError, UsageError
 from lsq.manifest import AppConfig, load
@@ -120,7 +121,8 @@ class ReleaseController:
         sup = self.runtime.sup
         assert sup is not None
         app = self.runtime.app
-        labels = {name: self._label_at_start(app, name) for name, unit in sup.units.items()
+        tree = tree_state(app.root)
+        labels = {name: self._label_at_start(app, name, tree) for name, unit in sup.units.items()
                   if not unit.external}
         for record in self.store.active():
             phase = record.get("phase", "?")
@@ -135,8 +137,8 @@ class ReleaseController:
         for name, label in labels.items():
             sup.units[name].version = Version(label=label)
 
-    def _label_at_start(self, app: AppConfig, name: str) -> str:
-        ident = identify(app, name)
+    def _label_at_start(self, app: AppConfig, name: str, tree: tuple[str | None, bool]) -> str:
+        ident = identify(app, name, tree=tree)
         history = self.store.history(name, limit=200)
         match = next((r for r in history if ident.same_code(r.get("identity", {}))), None)
         newest = history[0] if history else None

@@ -63,12 +63,22 @@ def _git(folder: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def tree_state(folder: Path) -> tuple[str | None, bool]:
+    """(commit, dirty) of the git tree holding `folder`; (None, False) outside one."""
+    commit = _git(folder, "rev-parse", "HEAD")
+    dirty = bool(_git(folder, "status", "--porcelain")) if commit else False
+    return commit, dirty
+
+
 def identify(app: AppConfig, service: str, *, folder: Path | None = None,
-             ref: str | None = None) -> Identity:
-    """The identity of the service as `app` describes it, code from `folder`."""
-    where = folder or app.root
-    commit = _git(where, "rev-parse", "HEAD")
-    dirty = bool(_git(where, "status", "--porcelain")) if commit else False
+             ref: str | None = None,
+             tree: tuple[str | None, bool] | None = None) -> Identity:
+    """The identity of the service as `app` describes it, code from `folder`.
+
+    `tree` is the folder's `tree_state`, when the caller already has it (at
+    start-up every service shares the app's tree: git runs once, not twice a
+    service)."""
+    commit, dirty = tree if tree is not None else tree_state(folder or app.root)
     return Identity(entry_hash(app, service), commit, dirty, ref, time.time())
 
 
