@@ -14,14 +14,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-import pytest
+from polling import wait_for  # noqa: F401 (re-exported to the tests)
 
 LSQ = str(Path(sys.executable).parent / "lsq")
 PY = sys.executable
@@ -86,17 +85,6 @@ services:
       policy: on-failure
       backoff: 4s
 """
-
-
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class App:

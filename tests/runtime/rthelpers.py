@@ -16,11 +16,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
+from polling import wait_for  # noqa: F401 (re-exported to the tests)
 
 LSQ = str(Path(sys.executable).parent / "lsq")
 PY = sys.executable
@@ -41,18 +42,6 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll `check` until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def alive(proc: psutil.Process) -> bool:
