@@ -44,7 +44,6 @@ _STREAM_TICK = 0.25
 _WATCH_GRACE = 10.0  # seconds of process sampling after the last viewer's read
 _STREAM_BATCH = 2000
 _PROCESS_EVERY = 2.0
-_TRAFFIC_EVERY = 1.0
 _KEEPALIVE = 15.0
 _MAX_OTLP = 16 << 20
 
@@ -93,9 +92,17 @@ class Dashboard:
         self.status_version = 0
         self._status: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._unlisten = [self._listen_logs(), runtime.listen(self._on_event)]
-        # The runtime hands over the gateway's hop spans once a second.
-        runtime.span_sink = self.add_gateway_spans
+        self._unlisten = [
+            self._listen_logs(),
+            runtime.listen(self._on_event),
+            # The runtime's once-a-second gateway snapshot: traffic and hop spans.
+            runtime.watch_gateway(self._on_gateway_stats),
+        ]
+
+    def _on_gateway_stats(self, stats: dict[str, Any]) -> None:
+        self.traffic.add(stats)
+        if stats.get("spans"):
+            self.add_gateway_spans(stats["spans"])
 
     def add_gateway_spans(self, hops: list[dict[str, Any]]) -> None:
         self.traces.add(gateway_spans(hops))
@@ -116,7 +123,6 @@ class Dashboard:
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._every(_PROCESS_EVERY, self._sample_processes)),
-            loop.create_task(self._every(_TRAFFIC_EVERY, self._sample_traffic)),
         ]
 
     async def close(self) -> None:
@@ -125,8 +131,6 @@ class Dashboard:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for unlisten in self._unlisten:
             unlisten()
-        if self.runtime.span_sink == self.add_gateway_spans:
-            self.runtime.span_sink = _drop
         self.traces.close()
         try:
             self._traffic_file.parent.mkdir(parents=True, exist_ok=True)
@@ -165,13 +169,6 @@ class Dashboard:
         }
         self.procs.sample(pids)
         self._status = None
-
-    async def _sample_traffic(self) -> None:
-        gateway = getattr(self.runtime, "gateway", None)
-        if gateway is None:
-            return
-        stats = await asyncio.wait_for(gateway.stats(), 2.0)
-        self.traffic.add(stats)
 
     # -- snapshots ------------------------------------------------------------
 
@@ -451,10 +448,6 @@ def _rate(edge: dict[str, Any]) -> dict[str, Any]:
         "errors": edge.get("errors"),
         "source": edge.get("source"),
     }
-
-
-def _drop(spans: list[dict[str, Any]]) -> None:
-    return None
 
 
 def _decoded(request: Request) -> bytes:

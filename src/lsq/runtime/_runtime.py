@@ -52,10 +52,6 @@ def _ours(pgid: int, since: float) -> bool:
         return False
 
 
-def _drop_spans(spans: list[dict[str, Any]]) -> None:
-    return None
-
-
 class AppLock:
     """An flock on `.lsq/lock`: the kernel drops it when the runtime dies,
     so a lock left by a dead runtime is never mistaken for a live one."""
@@ -154,7 +150,10 @@ class Runtime:
         self._gateway_watch: asyncio.Task[None] | None = None
         self.gateway_up = asyncio.Event()
         # Receives the gateway's hop spans once a second (the dashboard sets it).
-        self.span_sink: Callable[[list[dict[str, Any]]], None] = _drop_spans
+        # Called with each gateway snapshot the runtime takes (once a second),
+        # hop spans included: the dashboard reads traffic and traces from it
+        # instead of asking the workers a second time.
+        self._stats_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._info: dict[str, object] = {}
         self._groups: set[int] = set()
         self._info_pending = False
@@ -265,7 +264,8 @@ class Runtime:
 
     async def _watch_gateway(self) -> None:
         """Every second: the gateway's resilience state (breakers, ejections)
-        for `status()`, and its state changes as runtime events."""
+        for `status()`, its state changes as runtime events, and the snapshot
+        (counters and hop spans) for whoever watches it."""
         seen = 0
         while self.gateway is not None:
             try:
@@ -275,8 +275,8 @@ class Runtime:
             except (asyncio.TimeoutError, LsqError):
                 await asyncio.sleep(1.0)
                 continue
-            if stats.get("spans"):
-                self.span_sink(stats["spans"])
+            for listener in list(self._stats_listeners):
+                listener(stats)
             self.resilience = {
                 "breakers": {n: s.get("breaker") for n, s in stats["services"].items()},
                 "replicas": {
@@ -294,6 +294,11 @@ class Runtime:
                         str(event.get("replica") or ""),
                     )
             await asyncio.sleep(1.0)
+
+    def watch_gateway(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call `listener` with every gateway snapshot; returns the unsubscriber."""
+        self._stats_listeners.append(listener)
+        return lambda: self._stats_listeners.remove(listener)
 
     async def stop_gateway(self) -> None:
         if self._gateway_watch is not None:
