@@ -116,17 +116,23 @@ class _Plan:
         return wait
 
 
-class Client(httpx.Client):
-    """A sync httpx client with LSQ's discovery, deadline, trace and retries."""
+class _Discovery:
+    """What `Client` and `AsyncClient` share: the service's address from its
+    `LSQ_<NAME>_URL`, the retry rules and their budget, the overall timeout."""
 
     def __init__(self, service: str | None = None, *, retry: RetryPolicy | None = None,
                  timeout: float | None = 30.0, **kwargs: Any) -> None:
         if service is not None:
             kwargs.setdefault("base_url", service_url(service))
-        super().__init__(timeout=timeout, **kwargs)
+        super().__init__(timeout=timeout, **kwargs)  # type: ignore[call-arg]
         self.retry = retry or RetryPolicy()
         self.budget = RetryBudget(self.retry)
         self._overall = timeout
+
+
+class Client(_Discovery, httpx.Client):
+    """A sync httpx client with LSQ's discovery, deadline, trace and retries."""
+
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
         plan = _Plan(request, self.retry, self.budget, self._overall)
@@ -149,17 +155,9 @@ class Client(httpx.Client):
             time.sleep(wait)
 
 
-class AsyncClient(httpx.AsyncClient):
+class AsyncClient(_Discovery, httpx.AsyncClient):
     """The asyncio twin of `Client`."""
 
-    def __init__(self, service: str | None = None, *, retry: RetryPolicy | None = None,
-                 timeout: float | None = 30.0, **kwargs: Any) -> None:
-        if service is not None:
-            kwargs.setdefault("base_url", service_url(service))
-        super().__init__(timeout=timeout, **kwargs)
-        self.retry = retry or RetryPolicy()
-        self.budget = RetryBudget(self.retry)
-        self._overall = timeout
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
         plan = _Plan(request, self.retry, self.budget, self._overall)
