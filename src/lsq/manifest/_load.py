@@ -22,7 +22,6 @@ from pydantic_core import ErrorDetails
 from lsq.errors import ManifestError, Mark
 from lsq.manifest._config import AppConfig, Origin
 from lsq.manifest._dotenv import Dotenv, parse_dotenv
-from lsq.manifest._find import MANIFEST_NAMES, find_manifest
 from lsq.manifest._interpolate import (
     Expansion,
     InterpolationError,

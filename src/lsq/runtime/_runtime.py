@@ -16,16 +16,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from lsq.errors import LsqError, RuntimeAlreadyRunning, ServiceError
+from lsq.errors import LsqError, RuntimeAlreadyRunning
 from lsq.gateway import Gateway
 from lsq.manifest import AppConfig
 from lsq.registry import MemoryRegistry
 from lsq.runtime import _data
-from lsq.runtime._info import RuntimeInfo, read_runtime_info, state_dir_for
+from lsq.runtime._info import state_dir_for
 from lsq.runtime._logs import LogHub, Printer
 from lsq.runtime._ports import StablePorts, port_in_use, who_listens
 from lsq.runtime._routing import GatewayFeed
@@ -171,6 +170,12 @@ class Runtime:
         # is reparented to us instead of init, so that shut-down can end it.
         become_subreaper()
         self.store = StateStore(self.dir / "state.db")
+        # The last state of every instance, for `lsq ps` history and the
+        # dashboard after a restart: written on each change, never per request.
+        store = self.store
+        self.registry.watch(
+            lambda change: store.save_instance(change.instance) if change.kind == "upsert" else None
+        )
         self.hub = LogHub(self.dir / "logs", self.printer)
         self.printer.widen([f"{n}-{i}" for n, s in self.app.services.items() for i in range(s.replicas)])
 
@@ -451,11 +456,3 @@ class Runtime:
         self._info = {}
         (self.dir / "runtime.json").unlink(missing_ok=True)
         self._lock.release()
-
-
-def ensure_provisioned(runtime: Runtime, names: list[str]) -> None:
-    try:
-        runtime.provision(names)
-    except ServiceError:
-        runtime.close()
-        raise

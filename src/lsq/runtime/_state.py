@@ -26,10 +26,6 @@ CREATE TABLE IF NOT EXISTS instances (
     service TEXT NOT NULL,
     snapshot TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS kv (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
 """
 
 MAX_EVENTS = 20_000
@@ -70,13 +66,6 @@ class StateStore:
         ).fetchall()
         keys = ("id", "ts", "kind", "service", "instance", "message")
         return [dict(zip(keys, row)) for row in reversed(rows)]
-
-    def get(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def put(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
 
     def close(self) -> None:
         self._db.close()

@@ -808,5 +808,3 @@ class Supervisor:
     def snapshot(self) -> list[dict[str, object]]:
         return [unit.snapshot() for unit in self.units.values()]
 
-
-Waiter = Callable[[], Awaitable[None]]
