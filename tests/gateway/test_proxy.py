@@ -204,3 +204,53 @@ async def test_head_request_response_has_no_body() -> None:
         await client.close()
     assert head.status == 200
     assert head.headers["content-length"] == "2"
+
+
+async def _shouting_backend(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 2\r\nCONNECTION: keep-alive\r\n"
+        b"Te-Note: kept\r\nRetry-After: 3\r\n\r\nok"
+    )
+
+
+@async_test()
+async def test_header_scan_reads_names_in_any_case_and_keeps_look_alikes() -> None:
+    backend = await Backend().start()
+    shouting = await Backend(_shouting_backend).start()
+    async with running_gateway(
+        table(
+            {
+                "api": {"backends": [backend.entry("api-0")]},
+                "loud": {"backends": [shouting.entry("loud-0")]},
+            }
+        )
+    ) as gw:
+        client = await Client.connect(gw.ports["api"])
+        first = await client.request(
+            path="/a",
+            headers={
+                "Host": "Shop.Example",
+                "CONNECTION": "keep-alive",
+                "Te-Custom": "1",  # starts like `TE`, is not hop-by-hop
+                "Hosting": "no",  # starts like `Host`
+                "X-Lsq-Deadline": "4102444800.000",
+            },
+        )
+        # A second request on the same connection: still served, the
+        # connection header was understood as keep-alive.
+        second = await client.request(path="/b", headers={"Host": "shop.example"})
+        await client.close()
+        loud = await get(gw.ports["loud"])
+    assert first.status == second.status == 200
+    sent = backend.seen[0]
+    names = [name.lower() for name, _ in sent.raw_headers]
+    assert names.count("x-lsq-deadline") == 1 and "connection" not in names
+    assert sent.headers["te-custom"] == "1" and sent.headers["hosting"] == "no"
+    assert sent.headers["host"] == "Shop.Example"
+    assert sent.headers["x-forwarded-host"] == "Shop.Example"
+    # An incoming deadline later than the policy's is replaced by the policy's.
+    assert float(sent.headers["x-lsq-deadline"]) < 4102444800.0
+    assert backend.seen[1].headers["x-forwarded-host"] == "shop.example"
+    assert loud.status == 200 and loud.body == b"ok"
+    assert "connection" not in loud.headers
+    assert loud.headers["te-note"] == "kept" and loud.headers["retry-after"] == "3"

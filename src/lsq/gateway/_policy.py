@@ -50,6 +50,8 @@ class Policy:
         "budget_ratio",
         "connect_timeout",
         "consecutive_failures",
+        "line",
+        "line_at",
         "max_ejected_ratio",
         "timeout",
         "try_timeout",
@@ -70,6 +72,10 @@ class Policy:
         self.base_ejection = float(outlier["base_ejection"])
         self.max_ejected_ratio = float(outlier["max_ejected_ratio"])
         self.breaker = bool(full["breaker"].get("enabled", True))
+        # The last X-LSQ-Deadline line made under this policy, and the loop
+        # time (millisecond resolution) it was made at.
+        self.line = b""
+        self.line_at = -1.0
 
     def backoff(self, retry: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2^retry))."""
