@@ -1262,7 +1262,12 @@ class Upstream(asyncio.Protocol):
         self.buf = b""
         end += 4
         req: Request = self.req  # type: ignore[assignment]
-        status = _status(buf)
+        # The status code of an HTTP/1.1 status line; 0 sends it to the careful path.
+        code = buf[9:12]
+        if buf[:9] == b"HTTP/1.1 " and buf[12:13] == b" " and code.isdigit():
+            status = int(code)
+        else:
+            status = 0
         if status < 200 or status in (204, 304) or not req.fast or req.shape is not None:
             self._go_careful(buf)
             return
@@ -1290,7 +1295,10 @@ class Upstream(asyncio.Protocol):
         if not length.isdigit():
             self._go_careful(buf)
             return
-        if connection:
+        # The backend's Connection line is for the gateway's connection to it.
+        # `keep-alive` is also what the client's connection is, so it stays
+        # as it is; otherwise it goes, and `close` is said below if needed.
+        if connection and not (reuse and req.keep_alive):
             head, lower = _cut_line(head, lower, b"\r\nconnection:")
         if status >= 500 and self._failed_status(req, client, status, lower):
             return
@@ -1578,13 +1586,6 @@ class _Throttle:
         piece = self.queue.popleft()
         client.transport.write(piece)
         upstream.ctx.loop.call_later(len(piece) / self.rate, self._next)
-
-
-def _status(buf: bytes) -> int:
-    """The status code of an HTTP/1.1 status line, or 0 (careful path)."""
-    if buf[:9] != b"HTTP/1.1 " or not buf[9:12].isdigit() or buf[12:13] != b" ":
-        return 0
-    return int(buf[9:12])
 
 
 def _retry_after(value: bytes) -> float | None:
