@@ -3,13 +3,16 @@
 
 Needs wrk and nginx on PATH (`apt-get install -y wrk nginx`); installs nothing.
 Usage: .venv/bin/python bench/gateway/run.py [--duration 10] [--rounds 3]
-       [--write-readme]
+       [--cases c32,c1,c32+10h] [--candidates lsq,lsq-nopol] [--write-readme]
 
 Three candidates answer the same tiny backend (nginx returning "ok"):
 direct, through the LSQ gateway (1 worker) and through nginx (1 worker,
 upstream keepalive). wrk, the proxy and the backend are pinned with taskset.
 Candidates are interleaved and repeated; the spread across rounds is printed
-so that noise from other load on the machine shows.
+so that noise from other load on the machine shows. `lsq-nopol` is the same
+gateway with its policy machinery off; the policy table compares it with
+`lsq` by req/s and by the proxy's CPU time per request (the steadier figure
+while the proxy's core is the bottleneck).
 """
 
 from __future__ import annotations
@@ -235,6 +238,9 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
             "lsq-nopol": ports["lsq-nopol"],
             "nginx": ports["nginx"],
         }
+        if args.candidates:
+            wanted = args.candidates.split(",")
+            targets = {t: port for t, port in targets.items() if t in wanted}
         cases = {"c32": (32, []), "c1": (1, []), "c32+10h": (32, EXTRA_HEADERS)}
         if args.cases:
             cases = {c: cases[c] for c in args.cases.split(",")}
@@ -287,6 +293,8 @@ def summarize(results: dict[str, dict[str, list[dict[str, float]]]]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for case, by_target in results.items():
+        if "nginx" not in by_target:
+            continue
         ref = by_target["nginx"]
         ref_rps = statistics.median(r["rps"] for r in ref)
         ref_p99 = statistics.median(r["p99"] for r in ref)
@@ -306,16 +314,22 @@ def summarize(results: dict[str, dict[str, list[dict[str, float]]]]) -> str:
         "",
         "Policy machinery on (default policy, no fault) vs off, same build:",
         "",
-        "| case | lsq req/s | lsq-nopol req/s | ratio (median of per-round ratios) |",
-        "|---|---|---|---|",
+        "| case | lsq req/s | lsq-nopol req/s | req/s ratio (median of per-round ratios) "
+        "| CPU µs/req on / off | CPU ratio off/on |",
+        "|---|---|---|---|---|---|",
     ]
     for case, by_target in results.items():
+        if "lsq" not in by_target or "lsq-nopol" not in by_target:
+            continue
         on, off = by_target["lsq"], by_target["lsq-nopol"]
         ratios = [a["rps"] / b["rps"] for a, b in zip(on, off, strict=True)]
+        cpu_on = statistics.median(r["cpu_us_per_req"] for r in on)
+        cpu_off = statistics.median(r["cpu_us_per_req"] for r in off)
         lines.append(
             f"| {case} | {statistics.median(r['rps'] for r in on):.0f} | "
             f"{statistics.median(r['rps'] for r in off):.0f} | "
-            f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}) |"
+            f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}) | "
+            f"{cpu_on:.1f} / {cpu_off:.1f} | {cpu_off / cpu_on:.2f}x |"
         )
     return "\n".join(lines)
 
@@ -346,6 +360,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", default="", help="e.g. c32,c1 (default: all)")
+    parser.add_argument(
+        "--candidates",
+        default="",
+        help="e.g. lsq,lsq-nopol for the policy comparison alone (default: all)",
+    )
     parser.add_argument(
         "--write-readme",
         action="store_true",
