@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=50)
     args = parser.parse_args()
     c.print_machine()
+    c.compile_lsq()
     phases: dict[str, list[float]] = {p: [] for p in PHASES}
     lsq_lags: list[float] = []
     for _ in range(args.rounds):

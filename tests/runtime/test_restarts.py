@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 
 import psutil
@@ -133,6 +134,34 @@ def test_up_detached_exits_1_with_the_reason_when_startup_fails(app: App) -> Non
     assert "start-up failed" in result.stderr
     assert "exit code 3" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_up_detached_reports_a_runtime_that_exits_during_startup(app: App) -> None:
+    # The runtime dies before it can report an outcome (its gateway cannot
+    # bind the ingress port): `up -d` learns it from the closed pipe.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    app.manifest(f"""
+        services:
+          web:
+            command: [{PY}, -c, "import time; time.sleep(300)"]
+        gateway:
+          ingress_port: {port}
+    """)
+    try:
+        started = time.monotonic()
+        result = app.lsq("up", "-d", "--timeout", "60", timeout=70)
+        elapsed = time.monotonic() - started
+    finally:
+        holder.close()
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert elapsed < 20, f"up -d took {elapsed:.1f}s to see the runtime exit"
+    assert "the runtime exited with code 1" in result.stderr
+    assert f"port {port} for the ingress cannot be bound" in result.stderr
+    assert app.runtime_pid() is None
 
 
 def test_up_detached_reports_a_crash_loop_without_waiting_for_the_deadline(

@@ -337,6 +337,45 @@ def test_a_killed_runtime_leaves_no_children_and_its_stale_state_is_taken_over(
     assert not any(alive(p) for p in children)
 
 
+def _guard_of(runtime: psutil.Process) -> psutil.Process | None:
+    for child in runtime.children():
+        if " ".join(child.cmdline()).endswith("lsq/runtime/_guard.py"):
+            return child
+    return None
+
+
+def test_a_killed_guard_is_replaced_and_the_new_one_still_ends_every_group(
+    app: App,
+) -> None:
+    # Services have no parent-death signal: the guard alone ends them when
+    # the runtime dies, so a guard killed by someone must be replaced.
+    app.manifest(f"""
+        services:
+          worker:
+            command: sh -c '{PY} -c "import time; time.sleep(300)" & sleep 300'
+    """)
+    assert app.lsq("up", "-d", "--timeout", "20").returncode == 0
+    runtime = app.track_runtime()
+    assert runtime is not None
+    first = wait_for(lambda: _guard_of(runtime), 5, "the guard")
+    services = [p for p in runtime.children(recursive=True) if p.pid != first.pid]
+    assert len(services) >= 3  # the shell, the python child and the sleep
+
+    first.kill()
+    second = wait_for(
+        lambda: (g := _guard_of(runtime)) is not None and g.pid != first.pid and g,
+        5,
+        "a new guard",
+    )
+    runtime.kill()
+    runtime.wait(5)
+
+    assert_all_gone(services, timeout=8)
+    assert_all_gone([second], timeout=8)
+    log = (app.state_dir() / "runtime.log").read_text()
+    assert f"started another, pid {second.pid}" in log
+
+
 def test_what_an_exited_service_left_behind_is_ended(app: App) -> None:
     # The leader exits; a background child it started in its group would
     # otherwise keep the port and the output pipe.

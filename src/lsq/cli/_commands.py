@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -109,7 +109,12 @@ def up(ctx: Context, detach: bool, timeout: float | None, services: tuple[str, .
         )
     if detach:
         _up_detached(app, services, timeout)
-        return
+        # Nothing is left to do, and tearing down this interpreter (the
+        # manifest's models and every module) takes tens of milliseconds
+        # that the caller would wait for: leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     from lsq.control import serve
     from lsq.runtime import Printer
 
@@ -124,67 +129,68 @@ def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | Non
 
     # The manifest is loaded and checked already: fork the runtime from here
     # rather than start a new interpreter that would import and parse again.
-    pid = fork_runtime(app, list(services), state / "runtime.log")
-    deadline = time.monotonic() + (timeout or 600)
-    client = None
-    seen_events = 0
-    while time.monotonic() < deadline:
-        done, code = os.waitpid(pid, os.WNOHANG)
-        if done:
-            status_code = os.waitstatus_to_exitcode(code)
-            if status_code < 0:
-                raise StartupFailed(f"the runtime was killed by {_signal_name(-status_code)} during start-up")
-            raise StartupFailed(f"the runtime exited with code {status_code}: {_tail(state / 'runtime.log')}")
-        if client is None:
-            try:
-                client = _client(app)
-            except (RuntimeNotRunning, OSError):
-                time.sleep(0.02)
-                continue
-        try:
-            status = client.get("/v1/status")
-            events = client.get("/v1/events", since=seen_events)
-        except RuntimeNotRunning:
-            time.sleep(0.02)
-            continue
-        for event in events:  # type: ignore[union-attr]
-            seen_events = max(seen_events, int(event["id"]))
-            if float(event["ts"]) < float(status["started"]):  # type: ignore[index]
-                continue
-            if event["kind"] in ("state", "runtime", "killed"):
-                who = event["instance"] or event["service"] or "lsq"
-                click.echo(f"  {who}: {event['message']}")
-        startup = status["startup"]  # type: ignore[index]
-        if startup["state"] == "ready":
-            click.echo(f"lsq: {app.name} is up (runtime pid {pid}) in {startup.get('seconds', '?')}s")
-            _print_table(status)  # type: ignore[arg-type]
-            token = (state / "token").read_text().strip()
-            click.echo(f"dashboard: http://127.0.0.1:{client.info.port}/?token={token}")
-            if status.get("ingress"):  # type: ignore[union-attr]
-                click.echo(f"ingress:   {status['ingress']}")  # type: ignore[index]
-            return
-        reason = startup["reason"] if startup["state"] == "failed" else _crash_loop(status)  # type: ignore[arg-type]
-        if reason:
+    # It reports start-up over a pipe, so nothing here polls.
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = fork_runtime(
+            app, list(services), state / "runtime.log", report_fd=write_fd
+        )
+    finally:
+        os.close(write_fd)
+    with open(read_fd, "rb") as pipe:
+        done = _follow_startup(pipe, timeout or 600)
+    if done is None:
+        _, code = os.waitpid(pid, 0)
+        status_code = os.waitstatus_to_exitcode(code)
+        if status_code < 0:
             raise StartupFailed(
-                f"start-up failed: {reason}. The runtime keeps running: "
-                "inspect with `lsq ps` and `lsq logs`, stop it with `lsq down`"
+                f"the runtime was killed by {_signal_name(-status_code)} during start-up"
             )
-        time.sleep(0.05)
-    raise StartupFailed(f"not up within {timeout or 600:g}s; inspect with `lsq ps`, stop with `lsq down`")
+        raise StartupFailed(
+            f"the runtime exited with code {status_code}: {_tail(state / 'runtime.log')}"
+        )
+    status = done["status"]
+    if done["done"] != "ready":
+        raise StartupFailed(
+            f"start-up failed: {done['reason']}. The runtime keeps running: "
+            "inspect with `lsq ps` and `lsq logs`, stop it with `lsq down`"
+        )
+    seconds = status["startup"].get("seconds", "?")
+    click.echo(f"lsq: {app.name} is up (runtime pid {pid}) in {seconds}s")
+    _print_table(status)
+    token = (state / "token").read_text().strip()
+    click.echo(f"dashboard: http://127.0.0.1:{done['port']}/?token={token}")
+    if status.get("ingress"):
+        click.echo(f"ingress:   {status['ingress']}")
 
 
-CRASH_LOOP_RESTARTS = 3
-"""`lsq up -d` stops waiting once an instance has crashed this many times."""
+def _follow_startup(pipe: IO[bytes], timeout: float) -> dict[str, Any] | None:
+    """Echo the runtime's start-up events until it reports the outcome;
+    None if the runtime closed the pipe first (it exited)."""
+    import select
 
-
-def _crash_loop(status: dict[str, object]) -> str | None:
-    # A service that crashes at every start would keep `up -d` waiting for
-    # the whole start-up deadline; a few restarts in a row are answer enough.
-    for svc in status["services"]:  # type: ignore[attr-defined]
-        for inst in svc["instances"]:
-            if inst["state"] == "backoff" and inst["restarts"] >= CRASH_LOOP_RESTARTS:
-                return f"{inst['id']} keeps crashing ({inst['restarts']} restarts; {inst['reason']})"
-    return None
+    deadline = time.monotonic() + timeout
+    fd = pipe.fileno()
+    buffer = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise StartupFailed(
+                f"not up within {timeout:g}s; "
+                "inspect with `lsq ps`, stop with `lsq down`"
+            )
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            message = json.loads(line)
+            if "done" in message:
+                return dict(message)
+            event = message["event"]
+            who = event["instance"] or event["service"] or "lsq"
+            click.echo(f"  {who}: {event['message']}")
 
 
 def _tail(path: Path, lines: int = 3) -> str:

@@ -3,24 +3,140 @@ started as `python -m lsq.cli._daemon FILE [--override=F] [SERVICE...]`.
 
 Its stdout and stderr go to `.lsq/runtime.log`; service output goes only to the
 per-service log files, so the runtime log holds LSQ's own notes.
+
+A forked runtime tells the waiting CLI how start-up goes over a pipe
+(`StartupReport`): one JSON object per line, `{"event": ...}` for each state
+change and `{"done": ...}` once, when start-up is ready, failed or caught in a
+crash loop. The CLI waits on that pipe instead of polling the control API; if
+the pipe closes without `done`, the runtime has exited.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsq.errors import LsqError
 from lsq.manifest import AppConfig
 
+if TYPE_CHECKING:
+    from lsq.runtime import Runtime
 
-def fork_runtime(app: AppConfig, services: list[str], log: Path) -> int:
+CRASH_LOOP_RESTARTS = 3
+"""`lsq up -d` stops waiting once an instance has crashed this many times."""
+
+REPORTED_KINDS = ("state", "runtime", "killed")
+
+
+def crash_loop(status: dict[str, object]) -> str | None:
+    """Why start-up will not settle: an instance that keeps crashing."""
+    # A service that crashes at every start would keep `up -d` waiting for
+    # the whole start-up deadline; a few restarts in a row are answer enough.
+    for svc in status["services"]:  # type: ignore[attr-defined]
+        for inst in svc["instances"]:
+            if inst["state"] == "backoff" and inst["restarts"] >= CRASH_LOOP_RESTARTS:
+                return (
+                    f"{inst['id']} keeps crashing "
+                    f"({inst['restarts']} restarts; {inst['reason']})"
+                )
+    return None
+
+
+class StartupReport:
+    """Writes start-up progress to the CLI's pipe, never blocking the runtime.
+
+    Lines that do not fit in the pipe wait in a buffer until the CLI reads;
+    a CLI that went away (closed pipe) is simply no longer told.
+    """
+
+    def __init__(self, runtime: Runtime, fd: int) -> None:
+        self._runtime = runtime
+        self._fd: int | None = fd
+        self._pending = bytearray()
+        self._writing = False
+        self._closing = False
+        os.set_blocking(fd, False)
+        self._unlisten = runtime.listen(self._on_event)
+
+    def _on_event(self, event: dict[str, object]) -> None:
+        kind = event.get("kind")
+        if kind in REPORTED_KINDS:
+            self._send({"event": event})
+        runtime = self._runtime
+        state = runtime.startup.get("state")
+        if kind == "runtime" and state in ("ready", "failed"):
+            self._finish(str(state), str(runtime.startup.get("reason", "")))
+        elif kind == "state" and str(event["message"]).startswith("backoff"):
+            reason = crash_loop(runtime.status())
+            if reason:
+                self._finish("crash-loop", reason)
+
+    def _finish(self, outcome: str, reason: str) -> None:
+        self._unlisten()
+        self._send({
+            "done": outcome,
+            "reason": reason,
+            "status": self._runtime.status(),
+            "port": self._runtime.control_port,
+        })
+        self._close_when_sent()
+
+    def _send(self, message: dict[str, object]) -> None:
+        if self._fd is None:
+            return
+        self._pending += json.dumps(message).encode() + b"\n"
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self._fd is not None
+        try:
+            while self._pending:
+                written = os.write(self._fd, self._pending)
+                del self._pending[:written]
+        except BlockingIOError:
+            if not self._writing:
+                self._writing = True
+                asyncio.get_running_loop().add_writer(self._fd, self._flush)
+            return
+        except OSError:  # the CLI is gone (EPIPE): nobody to tell
+            self._pending.clear()
+            self._close()
+            return
+        if self._writing:
+            self._writing = False
+            asyncio.get_running_loop().remove_writer(self._fd)
+        if self._closing:
+            self._close()
+
+    def _close_when_sent(self) -> None:
+        self._closing = True
+        if self._fd is not None and not self._pending:
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd is None:
+            return
+        if self._writing:
+            asyncio.get_running_loop().remove_writer(self._fd)
+            self._writing = False
+        os.close(self._fd)
+        self._fd = None
+
+
+def fork_runtime(
+    app: AppConfig, services: list[str], log: Path, *, report_fd: int | None = None
+) -> int:
     """Fork a detached runtime for `app`; returns its pid in the parent.
 
     The child starts a new session, sends its output to `log`, runs the
     runtime until it is stopped, and never returns into the caller's code.
+    With `report_fd` (the write end of a pipe) the child reports start-up
+    on it (see `StartupReport`); the parent should close its copy.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -36,7 +152,7 @@ def fork_runtime(app: AppConfig, services: list[str], log: Path) -> int:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.chdir(app.root)
-        code = _serve(app, services)
+        code = _serve(app, services, report_fd)
     except BaseException:  # the child must never unwind into the CLI
         traceback.print_exc()
     finally:
@@ -45,14 +161,19 @@ def fork_runtime(app: AppConfig, services: list[str], log: Path) -> int:
         os._exit(code)
 
 
-def _serve(app: AppConfig, services: list[str]) -> int:
+def _serve(app: AppConfig, services: list[str], report_fd: int | None = None) -> int:
     from lsq.cli._commands import _run_loop
     from lsq.control import serve
     from lsq.runtime import Printer
 
+    def report(runtime: Runtime) -> None:
+        if report_fd is not None:
+            StartupReport(runtime, report_fd)
+
     try:
         return int(_run_loop(serve(app, services=services or None,
-                                   printer=Printer(sys.stdout, notes_only=True))))
+                                   printer=Printer(sys.stdout, notes_only=True),
+                                   on_start=report)))
     except LsqError as exc:
         print(f"lsq: error: {exc}", flush=True)
         return exc.exit_code

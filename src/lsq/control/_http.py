@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -156,7 +157,21 @@ class HttpServer:
         self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD)
+        # The listening socket is made here: given a host, the loop would
+        # resolve even "127.0.0.1" on a thread pool (uvloop starts four
+        # threads for it), which the runtime would then keep for its life.
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(100)
+            sock.setblocking(False)
+            self._server = await asyncio.start_server(
+                self._serve, sock=sock, limit=MAX_HEAD
+            )
+        except BaseException:
+            sock.close()
+            raise
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:

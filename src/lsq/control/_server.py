@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from lsq.control._auth import Guard, new_token
@@ -124,9 +124,21 @@ class ControlAPI:
         return Response.json({"service": name, "replicas": count})
 
 
-async def serve(app: AppConfig, *, services: list[str] | None, printer: Printer) -> int:
-    """Run the app until a signal or `lsq down`; returns the exit code."""
+async def serve(
+    app: AppConfig,
+    *,
+    services: list[str] | None,
+    printer: Printer,
+    on_start: Callable[[Runtime], object] | None = None,
+) -> int:
+    """Run the app until a signal or `lsq down`; returns the exit code.
+
+    `on_start` is called with the runtime before anything happens, so that it
+    can listen to every event (`lsq up -d` reports start-up that way).
+    """
     runtime = Runtime(app, printer=printer)
+    if on_start is not None:
+        on_start(runtime)
     runtime.open()
     stop = asyncio.Event()
     force = asyncio.Event()

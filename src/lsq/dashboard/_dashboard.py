@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 from lsq.control._http import Request, Response
 from lsq.dashboard._logring import LogRing, stored_tail
-from lsq.dashboard._metrics import render
 from lsq.dashboard._samplers import ProcessSampler, TrafficBook
 from lsq.dashboard._traces import TraceStore, gateway_spans, parse_otlp
 from lsq.errors import ControlError, LsqError
@@ -310,6 +309,9 @@ class Dashboard:
 
     async def metrics(self, request: Request) -> Response:
         cumulative = {n: s.cumulative for n, s in self.traffic.services.items()}
+        # prometheus_client is imported on the first scrape, not at start-up.
+        from lsq.dashboard._metrics import render
+
         body = render(self.status, lambda: cumulative)
         return Response(200, body, "text/plain; version=0.0.4; charset=utf-8")
 

@@ -8,13 +8,13 @@ costs the runtime the same small amount.
 from __future__ import annotations
 
 import json
-
 import time
-from pathlib import Path
 from collections import deque
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
 
 # Counted as errors in the error rate; 4xx are the caller's fault and shown apart.
 _ERROR_CLASSES = ("5xx", "connect", "timeout", "aborted")
@@ -28,6 +28,9 @@ class ProcessSampler:
         self.usage: dict[int, tuple[float, int]] = {}
 
     def sample(self, pids: set[int]) -> None:
+        # Imported on the first sample: only a viewer (a page, `lsq top`) needs it.
+        import psutil
+
         for pid in list(self._procs):
             if pid not in pids:
                 del self._procs[pid]
@@ -63,6 +66,10 @@ def _percentile(hist: list[int], bounds: list[float], q: float) -> float | None:
     return round(bounds[-1], 3)
 
 
+def _idle_point(t: float) -> list[Any]:
+    return [round(t, 3), 0.0, 0.0, None, None, None]
+
+
 class TrafficSeries:
     """Rates per second of one target, computed from cumulative counters.
 
@@ -75,12 +82,23 @@ class TrafficSeries:
         self._last: dict[str, Any] | None = None
         self._last_t = 0.0
 
-    def add(self, t: float, dump: dict[str, Any]) -> None:
+    def add(
+        self, t: float, dump: dict[str, Any], *, idle: list[Any] | None = None
+    ) -> None:
+        """Add the point since the last dump; `idle` is the point to keep if
+        no request came (shared by every series of one sample: points are
+        never changed once added, and 15 minutes of them add up)."""
         last, last_t = self._last, self._last_t
         self._last, self._last_t = dump, t
         if last is None:
             return
         requests = int(dump.get("requests", 0)) - int(last.get("requests", 0))
+        span = max(t - last_t, 1e-3)
+        if requests == 0:
+            # An idle second (the usual case): no rate, no latencies, and no
+            # histogram to subtract.
+            self.points.append(idle if idle is not None else _idle_point(t))
+            return
         errors = _errors(dump) - _errors(last)
         hist = (dump.get("histogram") or {}).get("counts") or []
         old = (last.get("histogram") or {}).get("counts") or []
@@ -89,7 +107,6 @@ class TrafficSeries:
             requests, errors, old = int(dump.get("requests", 0)), _errors(dump), []
         delta = [a - (old[i] if i < len(old) else 0) for i, a in enumerate(hist)]
         bounds = (dump.get("histogram") or {}).get("bounds_ms") or []
-        span = max(t - last_t, 1e-3)
         self.points.append(
             [
                 round(t, 3),
@@ -136,11 +153,14 @@ class TrafficBook:
     def add(self, stats: dict[str, Any], t: float | None = None) -> None:
         t = time.time() if t is None else t
         self.last_sample = t
+        idle = _idle_point(t)
         for name, dump in (stats.get("services") or {}).items():
-            self.services.setdefault(name, TrafficSeries(self._size)).add(t, dump)
+            series = self.services.setdefault(name, TrafficSeries(self._size))
+            series.add(t, dump, idle=idle)
         for edge in _edges(stats):
             key = (str(edge["from"]), str(edge["to"]))
-            self.edges.setdefault(key, TrafficSeries(self._size)).add(t, edge)
+            series = self.edges.setdefault(key, TrafficSeries(self._size))
+            series.add(t, edge, idle=idle)
 
     def save(self, path: Path) -> None:
         """Keep the charts' points across `lsq up` runs (15 minutes at most)."""

@@ -122,8 +122,14 @@ class ReleaseController:
         assert sup is not None
         app = self.runtime.app
         tree = tree_state(app.root)
-        labels = {name: self._label_at_start(app, name, tree) for name, unit in sup.units.items()
-                  if not unit.external}
+        with self.store.batch():  # one commit for all services, not two each
+            labels = {name: self._label_at_start(app, name, tree)
+                      for name, unit in sup.units.items() if not unit.external}
+            self._close_interrupted(labels)
+        for name, label in labels.items():
+            sup.units[name].version = Version(label=label)
+
+    def _close_interrupted(self, labels: dict[str, str]) -> None:
         for record in self.store.active():
             phase = record.get("phase", "?")
             now = labels.get(record["service"], "?")
@@ -134,8 +140,6 @@ class ReleaseController:
                 f"{now} (the manifest's entry) with all traffic"
             )
             self.store.save(record)
-        for name, label in labels.items():
-            sup.units[name].version = Version(label=label)
 
     def _label_at_start(self, app: AppConfig, name: str, tree: tuple[str | None, bool]) -> str:
         ident = identify(app, name, tree=tree)

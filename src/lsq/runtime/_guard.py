@@ -4,8 +4,9 @@ The runtime starts one guard per app and keeps a pipe to its stdin. It writes
 `+PGID` when a group is started and `-PGID` when it is gone. If the runtime is
 killed (even with SIGKILL) the pipe closes; the guard then sends SIGTERM to
 every group it still knows, waits up to `GRACE` seconds, and SIGKILLs what is
-left. The parent-death signal alone would reach only each direct child, not
-what a shell line or a wrapper script started beneath it.
+left: the whole group, not only the direct child, so what a shell line or a
+wrapper script started beneath it ends too. It is the services' only
+parent-death mechanism; the runtime replaces a guard that dies.
 
 Run as `python -m lsq.runtime._guard`. It uses only the standard library so
 that it starts fast and stays small.

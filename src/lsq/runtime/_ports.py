@@ -65,14 +65,22 @@ class StablePorts:
             self._ports: dict[str, int] = json.loads(path.read_text())
         except (OSError, ValueError):
             self._ports = {}
+        self._dirty = False
 
     def get(self, name: str, *, taken: set[int]) -> int:
+        """The port kept for `name`, or a new one; call `save()` after the last."""
         port = self._ports.get(name)
         if port is None or port in taken or port_in_use(port):
             port = stable_candidate(taken)
             self._ports[name] = port
-            self._save()
+            self._dirty = True
         return port
+
+    def save(self) -> None:
+        """Write the assignments if any changed (once for all services)."""
+        if self._dirty:
+            self._save()
+            self._dirty = False
 
     def _save(self) -> None:
         tmp = self._path.with_suffix(".tmp")

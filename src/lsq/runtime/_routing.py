@@ -1,7 +1,8 @@
 """Feeds the gateway: the registry's routable instances as a routing table.
 
 Every registry change schedules one table push on the next loop iteration, so
-a burst of changes costs one update. A replica that is being stopped is
+a burst of changes costs one update, and a table equal to the last one sent
+is not sent again. A replica that is being stopped is
 drained first: the table without it is pushed and applied by every worker,
 then its in-flight requests get up to `drain_timeout` seconds to finish.
 """
@@ -52,6 +53,7 @@ class GatewayFeed:
         # A backend dropped from the table disappears from the workers'
         # stats at once, so its in-flight requests could not be waited for.
         self._draining: dict[str, Instance] = {}
+        self._pushed: RoutingTable | None = None
         self._unwatch = registry.watch(self._changed)
         self._stopping = False
 
@@ -79,7 +81,12 @@ class GatewayFeed:
 
     def push(self) -> None:
         self._scheduled = False
-        self.gateway.update(self.table())
+        table = self.table()
+        # Most registry changes (waiting, starting, a restart count) leave
+        # the routable set as it was; the workers need no copy of that.
+        if table != self._pushed:
+            self._pushed = table
+            self.gateway.update(table)
 
     def _changed(self, change: Change) -> None:
         if not self._scheduled:

@@ -28,9 +28,9 @@ from lsq.runtime._info import state_dir_for
 from lsq.runtime._logs import LogHub, Printer
 from lsq.runtime._ports import StablePorts, port_in_use, who_listens
 from lsq.runtime._routing import GatewayFeed
-from lsq.runtime._spawn import group_alive, signal_group
+from lsq.runtime._spawn import ExitWatch, group_alive, signal_group
 from lsq.runtime._state import StateStore
-from lsq.runtime._supervisor import Addresses, Supervisor
+from lsq.runtime._supervisor import Addresses, Supervisor, describe_exit
 
 EventListener = Callable[[dict[str, object]], None]
 DRAIN_ALL_TIMEOUT = 10.0
@@ -77,18 +77,30 @@ class AppLock:
             self._fd = None
 
 
+_PR_SET_CHILD_SUBREAPER = 36
+
+
 def become_subreaper() -> None:
     """prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants become our children."""
-    from lsq.runtime._spawn import _LIBC
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
 
-    if _LIBC is not None:
-        _LIBC.prctl(36, 1, 0, 0, 0)
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 class GuardProcess:
-    """The guard child (see `lsq.runtime._guard`), fed over its stdin."""
+    """The guard child (see `lsq.runtime._guard`), fed over its stdin.
 
-    def __init__(self, state_dir: Path) -> None:
+    `on_exit` is called if the guard ends while it is still wanted (killed
+    by someone), so that the runtime can start another one.
+    """
+
+    def __init__(self, on_exit: Callable[[int], None] | None = None) -> None:
         # Run as a plain file (-I -S: no site, no lsq package) so that the
         # guard costs a bare interpreter's memory, not the runtime's imports.
         self._proc = subprocess.Popen(
@@ -99,6 +111,9 @@ class GuardProcess:
         )
         assert self._proc.stdin is not None
         self._pipe: IO[bytes] = self._proc.stdin
+        self._watch: ExitWatch | None = None
+        if on_exit is not None:
+            self._watch = ExitWatch(self._proc, asyncio.get_running_loop(), on_exit)
 
     @property
     def pid(self) -> int:
@@ -112,6 +127,8 @@ class GuardProcess:
             pass
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         try:
             self._pipe.write(b"exit\n")
             self._pipe.close()
@@ -121,6 +138,7 @@ class GuardProcess:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self._proc.kill()
+            self._proc.wait()
 
 
 class Runtime:
@@ -154,6 +172,7 @@ class Runtime:
         # instead of asking the workers a second time.
         self._stats_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._info: dict[str, object] = {}
+        self.control_port: int | None = None
         self._groups: set[int] = set()
         self._info_pending = False
         # Set by whoever injects faults (lsq.chaos) before the gateway starts.
@@ -218,6 +237,7 @@ class Runtime:
         settings = self.app.manifest.gateway
         taken = fixed | set(service_ports.values())
         self.ingress_port = settings.ingress_port or ports.get(":ingress", taken=taken)
+        ports.save()
         return Addresses(service_ports, gateway=self.gateway_enabled)
 
     def data_env(self, name: str) -> dict[str, str]:
@@ -225,7 +245,7 @@ class Runtime:
 
     def build(self) -> Supervisor:
         addresses = self.addresses()
-        self.guard = GuardProcess(self.dir)
+        self.guard = GuardProcess(self._guard_ended)
         assert self.hub is not None
         self.sup = Supervisor(
             self.app,
@@ -261,7 +281,7 @@ class Runtime:
         assert self.ingress_port is not None
         self.feed = GatewayFeed(self.app, self.registry, self.gateway, ports=ports,
                                 ingress_port=self.ingress_port, faults=self.fault_source)
-        self.gateway.update(self.feed.table())
+        self.feed.push()
         await self.gateway.start()
         self.gateway_up.set()
         self.sup.drain = self.feed.drain
@@ -315,6 +335,7 @@ class Runtime:
             self.gateway = None
 
     def write_info(self, control_port: int) -> None:
+        self.control_port = control_port
         self._info = {
             "pid": os.getpid(),
             "port": control_port,
@@ -333,6 +354,21 @@ class Runtime:
         tmp = self.dir / "runtime.json.tmp"
         tmp.write_text(json.dumps(self._info))
         tmp.replace(self.dir / "runtime.json")
+
+    def _guard_ended(self, code: int) -> None:
+        # Without its guard, a runtime killed now would leave every group
+        # running: start another and tell it every live group.
+        if self.guard is None:
+            return
+        self.guard.close()
+        self.guard = GuardProcess(self._guard_ended)
+        for pgid in sorted(self._groups):
+            self.guard.send("+", pgid)
+        self.event(
+            "error",
+            f"the guard process ended ({describe_exit(code)}); "
+            f"started another, pid {self.guard.pid}",
+        )
 
     def _guard_op(self, op: str, pgid: int) -> None:
         if self.guard is not None:

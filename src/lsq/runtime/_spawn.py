@@ -3,48 +3,29 @@
 Each replica gets a new session (and so a new process group), so that a
 signal reaches the whole tree a shell line or a wrapper script starts, and so
 that the terminal's Ctrl-C reaches only `lsq`, which then stops services in
-order. On Linux the direct child also gets a parent-death signal; the
-grandchildren are covered by the guard process (`lsq.runtime._guard`).
+order. If the runtime dies, even by SIGKILL, the guard process
+(`lsq.runtime._guard`) ends every group it was told about.
+
+Processes are started with `subprocess.Popen` and no `preexec_fn`, so that
+CPython takes its vfork path: the cost of a start does not grow with the
+runtime's memory, and the event loop is blocked only until the `exec`. The
+event loop then reads the output pipes and learns of the exit through a
+pidfd (Linux 5.3+), or a waiting thread where there is none.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import re
 import signal
-import sys
+import subprocess
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from lsq.manifest._interpolate import is_instance_variable
 from lsq.runtime._lines import LineReader
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
-
-
-def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
-    """Ask the kernel to send `sig` to this process when its parent dies."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-
-def _child_setup() -> None:
-    # Runs in the child between fork and exec.
-    set_parent_death_signal(signal.SIGTERM)
 
 
 def argv_for(command: str | Sequence[str]) -> list[str]:
@@ -81,48 +62,119 @@ def expand_instance_vars(argv: list[str], env: Mapping[str, str]) -> list[str]:
     return [_VARIABLE.sub(replace, arg) for arg in argv]
 
 
-class Child(asyncio.SubprocessProtocol):
+StreamSink = Callable[[str, str, bool], None]
+"""Called with (stream name, text, partial) for every line."""
+
+_READ_SIZE = 64 * 1024
+
+
+class ExitWatch:
+    """Calls `on_exit(returncode)` on the loop once `proc` has ended, and reaps it.
+
+    A pidfd in the event loop where the kernel has them; elsewhere a thread
+    blocked in waitpid.
+    """
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        loop: asyncio.AbstractEventLoop,
+        on_exit: Callable[[int], None],
+    ) -> None:
+        self._proc = proc
+        self._loop = loop
+        self._on_exit: Callable[[int], None] | None = on_exit
+        self._pidfd = -1
+        try:
+            self._pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            threading.Thread(
+                target=self._wait_in_thread, name=f"wait {proc.pid}", daemon=True
+            ).start()
+            return
+        loop.add_reader(self._pidfd, self._reap)
+
+    def _wait_in_thread(self) -> None:
+        self._proc.wait()
+        try:
+            self._loop.call_soon_threadsafe(self._reap)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    def _reap(self) -> None:
+        code = self._proc.poll()
+        if code is None:  # a pidfd turns readable only once the process ended
+            return
+        on_exit = self._on_exit
+        self.cancel()
+        if on_exit is not None:
+            on_exit(code)
+
+    def cancel(self) -> None:
+        """Stop watching; the process is still reaped by whoever waits for it."""
+        self._on_exit = None
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+
+class Child:
     """A running service process: its output lines and its exit."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sink: StreamSink) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        pipes: dict[str, int],
+        *,
+        loop: asyncio.AbstractEventLoop,
+        sink: StreamSink,
+    ) -> None:
+        self._proc = proc
         self._loop = loop
-        self._readers = {
-            1: LineReader(lambda text, partial: sink("stdout", text, partial), loop=loop),
-            2: LineReader(lambda text, partial: sink("stderr", text, partial), loop=loop),
-        }
+        self.pid = proc.pid
         self.exited: asyncio.Future[int] = loop.create_future()
-        self.transport: asyncio.SubprocessTransport | None = None
+        self._readers: dict[int, LineReader] = {}
+        for name, fd in pipes.items():
+            self._readers[fd] = LineReader(
+                lambda text, partial, name=name: sink(name, text, partial), loop=loop
+            )
+            os.set_blocking(fd, False)
+            loop.add_reader(fd, self._readable, fd)
+        self._exit = ExitWatch(proc, loop, self._ended)
 
-    @property
-    def pid(self) -> int:
-        assert self.transport is not None
-        return int(self.transport.get_pid())
+    def _readable(self, fd: int) -> None:
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._close_pipe(fd, exc)
+            return
+        if data:
+            self._readers[fd].data_received(data)
+        else:
+            self._close_pipe(fd, None)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def _close_pipe(self, fd: int, exc: Exception | None) -> None:
+        reader = self._readers.pop(fd, None)
+        if reader is None:
+            return
+        self._loop.remove_reader(fd)
+        os.close(fd)
+        reader.connection_lost(exc)
 
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        self._readers[fd].data_received(data)
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        self._readers[fd].connection_lost(exc)
-
-    def process_exited(self) -> None:
-        assert self.transport is not None
-        code = self.transport.get_returncode()
+    def _ended(self, code: int) -> None:
         if not self.exited.done():
-            self.exited.set_result(-1 if code is None else code)
+            self.exited.set_result(code)
 
     async def wait_output_closed(self, timeout: float) -> None:
         """Wait for both pipes to close (a grandchild may hold them open)."""
         closed = [r.closed for r in self._readers.values()]
-        await asyncio.wait(closed, timeout=timeout)
-        for reader in self._readers.values():
-            reader.connection_lost(None)
-
-
-StreamSink = Callable[[str, str, bool], None]
-"""Called with (stream name, text, partial) for every line."""
+        if closed:
+            await asyncio.wait(closed, timeout=timeout)
+        for fd in list(self._readers):
+            self._close_pipe(fd, None)
 
 
 async def spawn(
@@ -141,18 +193,27 @@ async def spawn(
     argv = argv_for(command)
     if not isinstance(command, str):
         argv = expand_instance_vars(argv, env)
-    _, child = await loop.subprocess_exec(
-        lambda: Child(loop, sink),
-        *argv,
-        cwd=cwd,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=_child_setup,
-    )
-    return child
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except BaseException:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    return Child(proc, {"stdout": out_r, "stderr": err_r}, loop=loop, sink=sink)
 
 
 def signal_group(pgid: int, sig: int) -> bool:

@@ -36,6 +36,9 @@ class StateStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # The runtime reads back little (recent events, a snapshot per
+        # instance): a small page cache keeps a long-lived runtime small.
+        self._db.execute("PRAGMA cache_size=-512")
         self._db.executescript(_SCHEMA)
         self._writes = 0
 

@@ -97,12 +97,15 @@ def service_env(
     data_env: dict[str, str],
     own_env: dict[str, str] | None = None,
     defaults: dict[str, str] | None = None,
+    base: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of one instance. Precedence, lowest first: the caller's
     environment, LSQ's defaults (telemetry), `env_file`, `env`, the data store, then what LSQ sets itself
     (PORT, LSQ_*), which always wins (docs/manifest.md). `own_env` replaces
-    the manifest's `env_file` and `env` (a release's version of them)."""
-    env = dict(os.environ)
+    the manifest's `env_file` and `env` (a release's version of them).
+    `base` is a copy of the caller's environment taken once (reading
+    `os.environ` decodes every variable on each call)."""
+    env = dict(os.environ if base is None else base)
     env.update(defaults or {})
     env.update(app.env.get(service, {}) if own_env is None else own_env)
     env.update(data_env)
@@ -235,7 +238,7 @@ class Replica:
         self._last_stderr = ""
         try:
             self.child = await spawn(svc.command or "", cwd=self.cwd, env=env, sink=self._line)
-        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+        except OSError as exc:
             cwd = self.cwd
             self._set(State.FAILED, cannot_run(svc.command or "", cwd, exc))
             return None
@@ -328,7 +331,8 @@ class Replica:
                 self._set(State.RUNNING, "", healthy=True)
             return
         inst = self.instance
-        env = self.env(inst.port)
+        # Only a command probe runs in the instance's environment.
+        env = self.env(inst.port) if check.command is not None else {}
         cwd = self.cwd
         started = time.monotonic()
         ok_run = fail_run = 0
@@ -579,6 +583,7 @@ class Supervisor:
         self._changed = asyncio.Condition()
         self._pending_notify = False
         self.units = {name: Unit(self, name) for name in app.dependency_order()}
+        self._base_env = dict(os.environ)
         self.drain: Callable[[Instance], Awaitable[None]] | None = None
         # Variables every service gets unless its own env sets them (telemetry).
         self.service_defaults: Callable[[str], dict[str, str]] = lambda service: {}
@@ -641,6 +646,7 @@ class Supervisor:
             data_env=self._data_env(service),
             own_env=own_env,
             defaults=self.service_defaults(service),
+            base=self._base_env,
         )
 
     # -- what the runtime calls ---------------------------------------------------
