@@ -44,5 +44,5 @@ def test_json_form_has_value_and_origin_per_leaf(tmp_path: Path) -> None:
     assert web["port"] == {"value": 8001, "origin": "lsq.yaml:4:11"}
     assert web["command"] == {"value": "serve localhost", "origin": "lsq.yaml:3:14"}
     assert web["env"]["TOKEN"] == {"value": "abc#123", "origin": ".env:1"}
-    assert web["health"]["interval"] == {"value": 1.0, "origin": "default"}
+    assert web["health"]["interval"] == {"value": 5.0, "origin": "default"}
     assert data["gateway"]["workers"] == {"value": 1, "origin": "default"}

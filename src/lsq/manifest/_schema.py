@@ -56,7 +56,7 @@ class Health(_Model):
     http: str | None = Field(None, description="Path probed with GET; 2xx/3xx is healthy.")
     tcp: bool = Field(False, description="Healthy once the port accepts a connection.")
     command: str | list[str] | None = Field(None, description="Exit code 0 is healthy.")
-    interval: Duration = 1.0
+    interval: Duration = Field(5.0, description="Pause between probes once healthy.")
     timeout: Duration = 1.0
     start_period: Duration = Field(0.0, description="Failures in this window do not count.")
     failure_threshold: int = Field(3, ge=1)

@@ -34,6 +34,7 @@ from lsq.runtime._supervisor import Addresses, Supervisor, describe_exit
 
 EventListener = Callable[[dict[str, object]], None]
 DRAIN_ALL_TIMEOUT = 10.0
+_IDLE_WATCH = 5.0  # seconds between looks at an idle, unwatched gateway
 
 
 def _ours(pgid: int, since: float) -> bool:
@@ -290,8 +291,13 @@ class Runtime:
     async def _watch_gateway(self) -> None:
         """Every second: the gateway's resilience state (breakers, ejections)
         for `status()`, its state changes as runtime events, and the snapshot
-        (counters and hop spans) for whoever watches it."""
+        (counters and hop spans) for whoever watches it.
+
+        While nobody watches and the gateway has carried no request and
+        changed no state since the last look, it is asked only every
+        `_IDLE_WATCH` seconds: an idle app costs next to nothing."""
         seen = 0
+        last_total = -1
         while self.gateway is not None:
             try:
                 stats = await asyncio.wait_for(
@@ -309,16 +315,29 @@ class Runtime:
                     for r, d in stats["replicas"].items()
                 },
             }
+            changed = False
             for event in stats.get("events", []):
                 if event["seq"] > seen:
                     seen = event["seq"]
+                    changed = True
                     self.event(
                         "resilience",
                         f"{event.get('kind')}: {event.get('cause', '')}",
                         str(event.get("service") or ""),
                         str(event.get("replica") or ""),
                     )
-            await asyncio.sleep(1.0)
+            total = sum(s.get("requests", 0) for s in stats["services"].values())
+            quiet = total == last_total and not changed and not self._stats_listeners
+            last_total = total
+            await self._watch_pause(_IDLE_WATCH if quiet else 1.0)
+
+    async def _watch_pause(self, seconds: float) -> None:
+        """Sleep, but wake up within a second once someone starts to watch."""
+        end = time.monotonic() + seconds
+        while True:
+            await asyncio.sleep(min(1.0, end - time.monotonic()))
+            if self._stats_listeners or time.monotonic() >= end:
+                return
 
     def watch_gateway(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Call `listener` with every gateway snapshot; returns the unsubscriber."""

@@ -32,6 +32,7 @@ GROUP_EXIT_WAIT = 5.0
 OUTPUT_CLOSE_WAIT = 0.5
 FAST_PROBE = 0.05
 FAST_PROBE_FOR = 5.0
+START_PROBE_MAX = 1.0  # until the first success, probes never wait longer
 SETTLE = 0.5
 
 
@@ -361,11 +362,12 @@ class Replica:
                 elif not inst.healthy:
                     inst.reason = result.detail
             # Probe every 50 ms for the first seconds so that start-up is seen
-            # at once, then slow down to the configured pace.
+            # at once, then slow down, to at most a second until the first
+            # success, and to the configured pace after it.
             if inst.healthy or inst.state is State.UNHEALTHY:
                 wait = check.interval
             elif time.monotonic() - started > FAST_PROBE_FOR:
-                wait = min(check.interval, wait * 1.5)
+                wait = min(check.interval, START_PROBE_MAX, wait * 1.5)
             await asyncio.sleep(wait)
 
     async def stop(self) -> None:
