@@ -204,3 +204,16 @@ async def test_weights_split_traffic_and_weight_zero_gets_none() -> None:
     counts = [len(b.seen) for b in backends]
     assert counts[2] == 0
     assert 0.15 <= counts[1] / 400 <= 0.35
+
+
+@async_test()
+async def test_policy_switch_for_the_benchmark_turns_the_deadline_off_and_on() -> None:
+    backend = await Backend().start()
+    async with running_gateway(table({"web": {"backends": [backend.entry("web-1")]}})) as gw:
+        before = (await get(gw.ports["web"])).json()["headers"]
+        await gw.set_policies(False)
+        off = (await get(gw.ports["web"])).json()["headers"]
+        await gw.set_policies(True)
+        on = (await get(gw.ports["web"])).json()["headers"]
+    assert "x-lsq-deadline" in before and "x-lsq-deadline" in on
+    assert "x-lsq-deadline" not in off

@@ -133,6 +133,14 @@ class Gateway:
         """Wait until every worker has applied every update sent so far."""
         await self._ask_all({"op": "sync"})
 
+    async def set_policies(self, on: bool) -> None:
+        """Switch the policy machinery on or off in every worker.
+
+        For the benchmark only, which compares the two in one process (see
+        bench/gateway/run.py); an app always runs with policies on.
+        """
+        await self._ask_all({"op": "policies", "on": on})
+
     async def stats(self, *, take_spans: bool = False) -> dict[str, Any]:
         """Counters of all workers, merged: per service and per replica.
 

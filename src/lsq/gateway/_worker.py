@@ -433,6 +433,9 @@ async def _handle(
     elif op == "stats":
         data = ctx.dump(int(msg.get("since", 0)))
         reply = {"op": "stats", "id": msg["id"], "data": data}
+    elif op == "policies":  # the benchmark's same-process comparison only
+        ctx.policies = bool(msg["on"])
+        reply = {"op": "policies", "id": msg["id"]}
     else:
         return False
     writer.write(json.dumps(reply).encode() + b"\n")
