@@ -255,3 +255,51 @@ async def test_header_scan_reads_names_in_any_case_and_keeps_look_alikes() -> No
     # The backend's keep-alive is what the client's connection is too.
     assert loud.headers["connection"] == "keep-alive"
     assert loud.headers["te-note"] == "kept" and loud.headers["retry-after"] == "3"
+
+
+@async_test()
+async def test_missing_or_repeated_host_gets_400() -> None:
+    backend = await Backend().start()
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
+        answers = []
+        for head in (
+            b"GET /x HTTP/1.1\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET /ok HTTP/1.0\r\n\r\n",  # HTTP/1.0 needs no Host
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
+            writer.write(head)
+            from gateway_helpers import read_response
+
+            answers.append(await read_response(reader))
+            writer.close()
+    assert [a.status for a in answers] == [400, 400, 200]
+    assert "Host" in answers[0].json()["cause"] and "Host" in answers[1].json()["cause"]
+    assert [s.path for s in backend.seen] == ["/ok"]
+
+
+async def _slow_ok(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(0.3)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+
+
+@async_test()
+async def test_garbage_behind_a_request_in_flight_waits_for_its_response_then_400() -> None:
+    backend = await Backend(_slow_ok).start()
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
+        from gateway_helpers import read_response
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
+        writer.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.sleep(0.05)  # the request is with the backend now
+        writer.write(b"GARBAGE\r\n\r\n")
+        first = await read_response(reader)
+        second = await read_response(reader)
+        rest = await reader.read()  # the gateway closes after the 400
+        writer.close()
+    assert (first.status, first.body) == (200, b"hello")
+    assert second.status == 400 and rest == b""

@@ -226,7 +226,7 @@ def down(ctx: Context, volumes: bool, yes: bool, timeout: float) -> None:
             if time.monotonic() > deadline:
                 raise LsqError(f"the runtime (pid {info.pid}) did not stop within {timeout:g}s")
             time.sleep(0.05)
-        click.echo(f"lsq: {app.name} stopped")
+        click.echo(f"lsq: {info.app or app.name} stopped")
     if volumes:
         _delete_data(app, yes)  # type: ignore[arg-type]
 
@@ -374,7 +374,7 @@ def _print_record(record: dict[str, object], cutoff: float, pattern: str | None,
 
     stamp = time.strftime("%H:%M:%S", time.localtime(ts))
     text = printable(line, colour=sys.stdout.isatty())
-    click.echo(f"{stamp} {str(record.get('instance', '')):<14}| {text}")
+    click.echo(f"{stamp} {str(record.get('instance', '')):<14} | {text}")
     return max(last, ts)
 
 
@@ -420,7 +420,9 @@ def scale(ctx: Context, assignments: tuple[str, ...]) -> None:
 def validate(ctx: Context) -> None:
     """Check the manifest without starting anything."""
     app = _load(ctx)
-    click.echo(f"lsq: {app.path.name} is valid: {len(app.services)} services ({', '.join(app.services)})")
+    count = len(app.services)
+    noun = "service" if count == 1 else "services"
+    click.echo(f"lsq: {app.path.name} is valid: {count} {noun} ({', '.join(app.services)})")
 
 
 @cli.command()

@@ -63,6 +63,7 @@ MAX_REPLAY = 1024 * 1024  # bytes kept to resend a request on a fresh connection
 _PAUSE_UPSTREAM = 1  # the upstream's write buffer is high
 _PAUSE_PENDING = 2  # body buffered while the upstream connection is made
 _PAUSE_QUEUE = 4  # a pipelined request waits for the one before it
+_PAUSE_BAD = 8  # malformed bytes behind a request in flight: read no more
 
 _NO_BODY, _PASS, _CHUNK, _CLOSE = 0, 1, 2, 3
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -100,6 +101,10 @@ _REASONS.update({429: "Too Many Requests", 500: "Internal Server Error"})
 
 class _HeadTooLarge(Exception):
     pass
+
+
+class _BadHost(Exception):
+    """An HTTP/1.1 request with no Host, or more than one (RFC 9112: 400)."""
 
 
 class Request:
@@ -181,6 +186,7 @@ class ClientConn(asyncio.Protocol):
         self.tail = b""  # X-Forwarded-* lines for requests with that Host
         self.trusted = False
         self.source: str | None | bool = False  # False = not looked up yet
+        self.bad: tuple[int, str] | None = None  # a 400 to send once the queue is done
 
     # -- asyncio callbacks -------------------------------------------------
 
@@ -428,7 +434,11 @@ class ClientConn(asyncio.Protocol):
             if rest:
                 self._hold_tunnel_bytes(rest)
         except httptools.HttpParserError as exc:
-            too_large = isinstance(exc.__context__, _HeadTooLarge)
+            cause = exc.__context__
+            if isinstance(cause, _BadHost):
+                self._bad_request(400, str(cause))
+                return
+            too_large = isinstance(cause, _HeadTooLarge)
             self._bad_request(431 if too_large else 400, str(exc))
 
     def on_message_begin(self) -> None:
@@ -457,6 +467,11 @@ class ClientConn(asyncio.Protocol):
         req.keep_alive = parser.should_keep_alive()
         req.http10 = parser.get_http_version() == "1.0"
         req.upgrade = parser.should_upgrade()
+        hosts = sum(1 for name, _ in req.headers if len(name) == 4 and name.lower() == b"host")
+        if hosts > 1:
+            raise _BadHost("more than one Host header")
+        if not hosts and not req.http10:
+            raise _BadHost("an HTTP/1.1 request needs a Host header")
         self._route(req)
         self._start(req)
 
@@ -888,6 +903,10 @@ class ClientConn(asyncio.Protocol):
             if not self.queue:
                 self._set_pause(_PAUSE_QUEUE, False)
             self._dispatch(nxt)
+        elif self.bad is not None:
+            status, cause = self.bad
+            self.bad = None
+            self._bad_request(status, cause)
 
     def _account(self, req: Request, status: int, aborted: bool = False) -> None:
         service = req.service
@@ -993,8 +1012,11 @@ class ClientConn(asyncio.Protocol):
         req = self.parsing or Request()
         self.parsing = None
         if self.active is not None and self.active is not req:
-            # Garbage behind a request in flight: finish nothing more.
-            self.abort(self.active)
+            # Garbage behind a request in flight: read nothing more, let the
+            # requests before it finish, then answer 400 and close.
+            if self.bad is None:
+                self.bad = (status, cause)
+                self._set_pause(_PAUSE_BAD, True)
             return
         req.body_done = False
         req.keep_alive = False
