@@ -189,6 +189,8 @@ def _follow_startup(pipe: IO[bytes], timeout: float) -> dict[str, Any] | None:
             if "done" in message:
                 return dict(message)
             event = message["event"]
+            if event["kind"] == "runtime" and event["message"].startswith("start-up failed"):
+                continue  # the error that follows says it
             who = event["instance"] or event["service"] or "lsq"
             click.echo(f"  {who}: {event['message']}")
 
