@@ -467,11 +467,6 @@ class ClientConn(asyncio.Protocol):
         req.keep_alive = parser.should_keep_alive()
         req.http10 = parser.get_http_version() == "1.0"
         req.upgrade = parser.should_upgrade()
-        hosts = sum(1 for name, _ in req.headers if len(name) == 4 and name.lower() == b"host")
-        if hosts > 1:
-            raise _BadHost("more than one Host header")
-        if not hosts and not req.http10:
-            raise _BadHost("an HTTP/1.1 request needs a Host header")
         self._route(req)
         self._start(req)
 
@@ -511,11 +506,18 @@ class ClientConn(asyncio.Protocol):
         return path
 
     def _route(self, req: Request) -> None:
-        host = b""
+        """Route a careful-path request (in a parser callback: `_BadHost` ends
+        the connection with 400)."""
+        host: bytes | None = None
         for name, value in req.headers:
             if len(name) == 4 and name.lower() == b"host":
+                if host is not None:
+                    raise _BadHost("more than one Host header")
                 host = value
-                break
+        if host is None:
+            if not req.http10:
+                raise _BadHost("an HTTP/1.1 request needs a Host header")
+            host = b""
         path = req.url
         if path[:1] != b"/" and b"://" in path[:12]:
             path = b"/" + path.split(b"/", 3)[3] if path.count(b"/") >= 3 else b"/"
@@ -603,15 +605,6 @@ class ClientConn(asyncio.Protocol):
         budget.tokens += budget.ratio
         if req.faults and self._apply_faults(req, backend):
             return
-        # _send_to, inlined for the common case: a pooled connection is ready.
-        idle = backend.idle
-        if idle and req.method in IDEMPOTENT:
-            upstream = idle[-1]
-            if not upstream.closed and not upstream.transport.is_closing():
-                idle.pop()
-                req.waiting = False
-                self._attach(req, upstream, reused=True)
-                return
         self._send_to(req, backend)
 
     def _send_to(self, req: Request, backend: BackendState) -> None:
@@ -916,9 +909,12 @@ class ClientConn(asyncio.Protocol):
         bucket = _bisect(BUCKETS, ms)
         if bucket > _LAST_BUCKET:
             bucket = _LAST_BUCKET
-        # Counters.record, inlined: this runs once per request.
-        if service is not None:
-            counters = service.counters
+        # The service's and the replica's counters; done here rather than by a
+        # method call per target, as this runs once per request.
+        for target in (service, backend):
+            if target is None:
+                continue
+            counters = target.counters
             counters.requests += 1
             counters.hist[bucket] += 1
             if status >= 400:
@@ -926,13 +922,6 @@ class ClientConn(asyncio.Protocol):
             if aborted:
                 counters.errors["aborted"] += 1
         if backend is not None:
-            counters = backend.counters
-            counters.requests += 1
-            counters.hist[bucket] += 1
-            if status >= 400:
-                counters.errors["5xx" if status >= 500 else "4xx"] += 1
-            if aborted:
-                counters.errors["aborted"] += 1
             backend.observe(ms, ctx.now)
         if req.trace is not None and service is not None:
             ctx.spans.append(

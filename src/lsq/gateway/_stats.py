@@ -1,25 +1,19 @@
 """Counters and latency histograms, per service and per replica.
 
-Workers keep `Counters` on the hot path (a few integer increments per
-request); the parent merges the workers' dumps and computes percentiles.
+Workers keep `Counters` on the hot path (`ClientConn._account` makes a few
+integer increments per request); the parent merges the workers' dumps and
+computes percentiles.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import Any
 
 # Log-spaced bucket upper bounds in milliseconds: 0.05 ms .. ~110 s, 4 per octave.
 _PER_OCTAVE = 4
 _BASE_MS = 0.05
 BUCKETS: tuple[float, ...] = tuple(_BASE_MS * 2 ** (i / _PER_OCTAVE) for i in range(85))
-_LAST = len(BUCKETS) - 1
 ERROR_CLASSES = ("4xx", "5xx", "connect", "timeout", "aborted")
-
-
-def bucket_of(ms: float) -> int:
-    """Index of the first bucket whose upper bound is >= `ms` (a C bisect)."""
-    return min(_LAST, bisect_left(BUCKETS, ms))
 
 
 class Counters:
@@ -31,13 +25,6 @@ class Counters:
         self.requests = 0
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
         self.hist = [0] * len(BUCKETS)
-
-    def record(self, status: int, bucket: int) -> None:
-        """Count one request; `bucket` is `bucket_of(duration_ms)`."""
-        self.requests += 1
-        if status >= 400:
-            self.errors["5xx" if status >= 500 else "4xx"] += 1
-        self.hist[bucket] += 1
 
     def dump(self) -> dict[str, Any]:
         return {"requests": self.requests, "errors": self.errors, "hist": self.hist}

@@ -167,11 +167,11 @@ class Runtime:
         self.resilience: dict[str, dict[str, object]] = {"breakers": {}, "replicas": {}}
         self._gateway_watch: asyncio.Task[None] | None = None
         self.gateway_up = asyncio.Event()
-        # Receives the gateway's hop spans once a second (the dashboard sets it).
-        # Called with each gateway snapshot the runtime takes (once a second),
-        # hop spans included: the dashboard reads traffic and traces from it
-        # instead of asking the workers a second time.
+        # Called with each gateway snapshot the runtime takes (once a second
+        # while anyone listens), hop spans included: the dashboard reads traffic
+        # and traces from it instead of asking the workers a second time.
         self._stats_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._new_watcher = asyncio.Event()  # cuts an idle pause of the gateway watch short
         self._info: dict[str, object] = {}
         self.control_port: int | None = None
         self._groups: set[int] = set()
@@ -329,19 +329,14 @@ class Runtime:
             total = sum(s.get("requests", 0) for s in stats["services"].values())
             quiet = total == last_total and not changed and not self._stats_listeners
             last_total = total
-            await self._watch_pause(_IDLE_WATCH if quiet else 1.0)
-
-    async def _watch_pause(self, seconds: float) -> None:
-        """Sleep, but wake up within a second once someone starts to watch."""
-        end = time.monotonic() + seconds
-        while True:
-            await asyncio.sleep(min(1.0, end - time.monotonic()))
-            if self._stats_listeners or time.monotonic() >= end:
-                return
+            self._new_watcher.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._new_watcher.wait(), _IDLE_WATCH if quiet else 1.0)
 
     def watch_gateway(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Call `listener` with every gateway snapshot; returns the unsubscriber."""
         self._stats_listeners.append(listener)
+        self._new_watcher.set()
         return lambda: self._stats_listeners.remove(listener)
 
     async def stop_gateway(self) -> None:
