@@ -169,3 +169,10 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+def otlp_json(service: str, spans: list[dict[str, Any]]) -> bytes:
+    """An OTLP/JSON export request from `service` carrying `spans`."""
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
+    body = {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]}
+    return json.dumps(body).encode()

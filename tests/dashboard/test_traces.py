@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+
+from dashboard_helpers import otlp_json
 
 from lsq.dashboard import TraceStore, parse_otlp
 from lsq.errors import ControlError
@@ -14,42 +15,23 @@ TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 def json_request(spans: list[tuple[str, str, str]], service: str = "api") -> bytes:
-    return json.dumps(
-        {
-            "resourceSpans": [
-                {
-                    "resource": {
-                        "attributes": [
-                            {"key": "service.name", "value": {"stringValue": service}}
-                        ]
-                    },
-                    "scopeSpans": [
-                        {
-                            "spans": [
-                                {
-                                    "traceId": trace,
-                                    "spanId": span,
-                                    "parentSpanId": parent,
-                                    "name": "GET /x",
-                                    "kind": 2,
-                                    "startTimeUnixNano": "1000",
-                                    "endTimeUnixNano": "5000",
-                                    "status": {"code": 2, "message": "boom"},
-                                    "attributes": [
-                                        {
-                                            "key": "http.status_code",
-                                            "value": {"intValue": "500"},
-                                        }
-                                    ],
-                                }
-                                for trace, span, parent in spans
-                            ]
-                        }
-                    ],
-                }
-            ]
-        }
-    ).encode()
+    return otlp_json(
+        service,
+        [
+            {
+                "traceId": trace,
+                "spanId": span,
+                "parentSpanId": parent,
+                "name": "GET /x",
+                "kind": 2,
+                "startTimeUnixNano": "1000",
+                "endTimeUnixNano": "5000",
+                "status": {"code": 2, "message": "boom"},
+                "attributes": [{"key": "http.status_code", "value": {"intValue": "500"}}],
+            }
+            for trace, span, parent in spans
+        ],
+    )
 
 
 def test_json_export_is_parsed() -> None:
