@@ -2,7 +2,7 @@
 scenarios that check a steady state around them, and helpers for tests
 (see docs/chaos.md)."""
 
-from typing import Any
+from lsq._lazy import lazy_exports
 
 from lsq.chaos._api import mount
 from lsq.chaos._controller import ChaosController
@@ -15,15 +15,9 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # The helper and the scenario runner are client-side (httpx, rich); the
-    # runtime imports this package for the controller only.
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(name)
-    import importlib
-
-    return getattr(importlib.import_module(f"lsq.chaos.{module}"), name)
+# The helper and the scenario runner are client-side (httpx, rich); the
+# runtime imports this package for the controller only.
+__getattr__ = lazy_exports("lsq.chaos", _LAZY)
 
 __all__ = [
     "HTTP_KINDS",

@@ -1,6 +1,8 @@
 """The runtime's local HTTP API (token, Host and Origin checked) and its client."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lsq._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lsq.control._client import ControlClient
@@ -9,15 +11,8 @@ if TYPE_CHECKING:
 __all__ = ["ControlAPI", "ControlClient", "serve"]
 
 
-def __getattr__(name: str) -> Any:
-    # The CLI needs only the client and the runtime only the server; importing
-    # each on demand keeps httpx out of the runtime and the runtime out of `lsq ps`.
-    if name == "ControlClient":
-        from lsq.control._client import ControlClient
-
-        return ControlClient
-    if name in ("ControlAPI", "serve"):
-        from lsq.control import _server
-
-        return getattr(_server, name)
-    raise AttributeError(name)
+# The CLI needs only the client and the runtime only the server; importing
+# each on demand keeps httpx out of the runtime and the runtime out of `lsq ps`.
+__getattr__ = lazy_exports(
+    "lsq.control", {"ControlClient": "_client", "ControlAPI": "_server", "serve": "_server"}
+)

@@ -1,6 +1,8 @@
 """The `lsq.yaml` manifest: schema, loading with positions, interpolation, `.env`."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lsq._lazy import lazy_exports
 
 from lsq.manifest._find import find_manifest
 
@@ -38,12 +40,6 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # Building the pydantic schema takes a tenth of a second; commands that
-    # only look for the app's folder should not pay for it.
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(name)
-    import importlib
-
-    return getattr(importlib.import_module(f"lsq.manifest.{home}"), name)
+# Building the pydantic schema takes a tenth of a second; commands that
+# only look for the app's folder should not pay for it.
+__getattr__ = lazy_exports("lsq.manifest", _HOMES)

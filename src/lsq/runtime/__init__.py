@@ -1,6 +1,8 @@
 """The runtime: processes, health, restarts, logs, data and state of one app."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lsq._lazy import lazy_exports
 
 from lsq.runtime._info import RuntimeInfo, read_runtime_info, state_dir_for
 
@@ -31,11 +33,5 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # `lsq ps` needs only the runtime's info file, not the supervisor.
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(name)
-    import importlib
-
-    return getattr(importlib.import_module(f"lsq.runtime.{home}"), name)
+# `lsq ps` needs only the runtime's info file, not the supervisor.
+__getattr__ = lazy_exports("lsq.runtime", _HOMES)
