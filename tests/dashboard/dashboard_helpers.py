@@ -176,3 +176,19 @@ def otlp_json(service: str, spans: list[dict[str, Any]]) -> bytes:
     resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
     body = {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]}
     return json.dumps(body).encode()
+
+
+def otlp_span(
+    trace: str, span: str, parent: str, start_ns: int, end_ns: int, **extra: Any
+) -> dict[str, Any]:
+    """One server span in OTLP/JSON, named `GET /x`; `extra` adds fields."""
+    return {
+        "traceId": trace,
+        "spanId": span,
+        "parentSpanId": parent,
+        "name": "GET /x",
+        "kind": 2,
+        "startTimeUnixNano": str(start_ns),
+        "endTimeUnixNano": str(end_ns),
+        **extra,
+    }

@@ -8,7 +8,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from dashboard_helpers import Running, otlp_json, wait_for
+from dashboard_helpers import Running, otlp_json, otlp_span, wait_for
 
 from lsq.dashboard import TraceStore, parse_otlp
 from lsq.dashboard._traces import call_edges, gateway_spans
@@ -19,20 +19,7 @@ TRACE = "0af7651916cd43dd8448eb211c80319c"
 def service_span(service: str, span: str, parent: str = "", trace: str = TRACE) -> Any:
     """One span as a service would export it over OTLP/JSON, parsed by the store's parser."""
     now = time.time_ns()
-    body = otlp_json(
-        service,
-        [
-            {
-                "traceId": trace,
-                "spanId": span,
-                "parentSpanId": parent,
-                "name": "GET /x",
-                "kind": 2,
-                "startTimeUnixNano": str(now - 5_000_000),
-                "endTimeUnixNano": str(now),
-            }
-        ],
-    )
+    body = otlp_json(service, [otlp_span(trace, span, parent, now - 5_000_000, now)])
     (parsed,) = parse_otlp(body, "application/json")
     return parsed
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard_helpers import otlp_json
+from dashboard_helpers import otlp_json, otlp_span
 
 from lsq.dashboard import TraceStore, parse_otlp
 from lsq.errors import ControlError
@@ -18,17 +18,15 @@ def json_request(spans: list[tuple[str, str, str]], service: str = "api") -> byt
     return otlp_json(
         service,
         [
-            {
-                "traceId": trace,
-                "spanId": span,
-                "parentSpanId": parent,
-                "name": "GET /x",
-                "kind": 2,
-                "startTimeUnixNano": "1000",
-                "endTimeUnixNano": "5000",
-                "status": {"code": 2, "message": "boom"},
-                "attributes": [{"key": "http.status_code", "value": {"intValue": "500"}}],
-            }
+            otlp_span(
+                trace,
+                span,
+                parent,
+                1000,
+                5000,
+                status={"code": 2, "message": "boom"},
+                attributes=[{"key": "http.status_code", "value": {"intValue": "500"}}],
+            )
             for trace, span, parent in spans
         ],
     )
