@@ -116,3 +116,27 @@ def test_a_service_whose_port_is_taken_is_never_shown_running(app: App) -> None:
     assert "running" not in result.stdout.split("start-up failed")[0].replace(
         "not running", ""
     )
+
+
+def test_private_ports_sit_below_the_range_outgoing_connections_use() -> None:
+    # A replica's port chosen among the ephemeral ports could be taken by a
+    # health probe's or the gateway's outgoing connection before the replica
+    # binds it; the start would then fail with "port in use".
+    from lsq.runtime._ports import REPLICA_RANGE, STABLE_RANGE
+    from lsq.runtime._supervisor import Addresses
+
+    from pathlib import Path
+
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    low, high = int(ephemeral[0]), int(ephemeral[1])
+    assert STABLE_RANGE[1] < REPLICA_RANGE[0] and REPLICA_RANGE[1] < low
+    addresses = Addresses({"web": 25000}, gateway=True)
+    taken: set[int] = set()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", REPLICA_RANGE[0]))
+        for index in range(200):
+            port = addresses.replica_port("web", index, taken)
+            assert REPLICA_RANGE[0] <= port <= REPLICA_RANGE[1], port
+            assert port not in taken and port != 25000 and port != REPLICA_RANGE[0]
+            taken.add(port)
+    assert high >= low

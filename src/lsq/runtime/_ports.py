@@ -38,16 +38,20 @@ def who_listens(port: int) -> str:
     return ""
 
 
-STABLE_RANGE = (20000, 32767)
+STABLE_RANGE = (20000, 29999)
+REPLICA_RANGE = (30000, 32767)
 
 
-def stable_candidate(taken: set[int]) -> int:
+def stable_candidate(taken: set[int], span: tuple[int, int] = STABLE_RANGE) -> int:
     """A free port below Linux's default ephemeral range (32768-60999), so
-    that outgoing connections never happen to hold a stable address."""
+    that outgoing connections never happen to hold it: stable addresses come
+    from `STABLE_RANGE`, replicas' private ports from `REPLICA_RANGE`. A
+    replica's port taken by a probe's or the gateway's outgoing connection
+    between the choice and the replica's bind would fail its start."""
     import random
 
     for _ in range(200):
-        port = random.randint(*STABLE_RANGE)
+        port = random.randint(*span)
         if port not in taken and not port_in_use(port):
             return port
     port = free_port()

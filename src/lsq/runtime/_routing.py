@@ -22,7 +22,7 @@ from lsq.gateway import (
     ServiceEntry,
     table_policy,
 )
-from lsq.manifest import AppConfig
+from lsq.manifest import AppConfig, Service
 from lsq.registry import Change, Instance, MemoryRegistry
 
 DRAIN_POLL = 0.05
@@ -54,6 +54,7 @@ class GatewayFeed:
         # stats at once, so its in-flight requests could not be waited for.
         self._draining: dict[str, Instance] = {}
         self._pushed: RoutingTable | None = None
+        self._static: dict[str, tuple[Service, tuple[PrefixRoute, ...], dict[str, Any]]] = {}
         self._unwatch = registry.watch(self._changed)
         self._stopping = False
 
@@ -62,7 +63,7 @@ class GatewayFeed:
         for name, svc in self._app.services.items():
             if name not in self._ports:
                 continue  # blocked: its fixed port is held by another process
-            routes = tuple(PrefixRoute(r.prefix, r.strip) for r in svc.routes)
+            routes, policy = self._declared(name, svc)
             routable = self._registry.routable(name)
             shares = [0] * len(routable) if self._stopping else weights(routable)
             backends = tuple(
@@ -75,9 +76,18 @@ class GatewayFeed:
             )
             faults = tuple(self._faults(name))
             services[name] = ServiceEntry(
-                self._ports[name], backends, svc.external, routes, faults, table_policy(svc)
+                self._ports[name], backends, svc.external, routes, faults, policy
             )
         return RoutingTable(services=services, ingress_port=self._ingress)
+
+    def _declared(self, name: str, svc: Service) -> tuple[tuple[PrefixRoute, ...], dict[str, Any]]:
+        """The service's routes and policy, as lsq.yaml declares them: made
+        once, not at every push (a start-up of 50 services pushes often)."""
+        cached = self._static.get(name)
+        if cached is None or cached[0] is not svc:
+            routes = tuple(PrefixRoute(r.prefix, r.strip) for r in svc.routes)
+            cached = self._static[name] = (svc, routes, table_policy(svc))
+        return cached[1], cached[2]
 
     def push(self) -> None:
         self._scheduled = False

@@ -256,6 +256,7 @@ class Runtime:
             line=self.hub.line,
             data_env=self.data_env,
             guard=self._guard_op,
+            guard_early=self._guard_early,
         )
         return self.sup
 
@@ -383,6 +384,12 @@ class Runtime:
             f"the guard process ended ({describe_exit(code)}); "
             f"started another, pid {self.guard.pid}",
         )
+
+    def _guard_early(self, pgid: int) -> None:
+        # On a spawning thread: only the guard's pipe, whose writer locks.
+        guard = self.guard
+        if guard is not None:
+            guard.send("+", pgid)
 
     def _guard_op(self, op: str, pgid: int) -> None:
         if self.guard is not None:

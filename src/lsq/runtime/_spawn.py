@@ -8,8 +8,8 @@ order. If the runtime dies, even by SIGKILL, the guard process
 
 Processes are started with `subprocess.Popen` and no `preexec_fn`, so that
 CPython takes its vfork path: the cost of a start does not grow with the
-runtime's memory, and the event loop is blocked only until the `exec`. The
-event loop then reads the output pipes and learns of the exit through a
+runtime's memory. `Popen` runs on a few threads (`_spawner`), so the event
+loop never waits for an `exec`. The event loop then reads the output pipes and learns of the exit through a
 pidfd (Linux 5.3+), or a waiting thread where there is none.
 """
 
@@ -21,6 +21,7 @@ import re
 import signal
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -183,23 +184,40 @@ async def spawn(
     cwd: Path,
     env: Mapping[str, str],
     sink: StreamSink,
+    started: Callable[[int], object] = lambda pid: None,
 ) -> Child:
     """Start `command` with stdout and stderr read line by line, in a new session.
 
     Raises FileNotFoundError or PermissionError when an argv command cannot be
     executed; a shell command that does not exist exits with 127 instead.
+    `started(pid)` is called on the starting thread as soon as the process
+    exists, before this returns (the guard must hear of the group at once);
+    it must be thread-safe. A start whose caller is cancelled meanwhile is
+    ended (its group killed and reaped), so that nothing runs unowned.
     """
     loop = asyncio.get_running_loop()
     argv = argv_for(command)
     if not isinstance(command, str):
         argv = expand_instance_vars(argv, env)
+    job = loop.run_in_executor(_spawner(), _start, argv, cwd, dict(env), started)
+    try:
+        proc, out_r, err_r = await asyncio.shield(job)
+    except asyncio.CancelledError:
+        job.add_done_callback(_abandon)
+        raise
+    return Child(proc, {"stdout": out_r, "stderr": err_r}, loop=loop, sink=sink)
+
+
+def _start(
+    argv: list[str], cwd: Path, env: dict[str, str], started: Callable[[int], object]
+) -> tuple[subprocess.Popen[bytes], int, int]:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
         proc = subprocess.Popen(
             argv,
             cwd=cwd,
-            env=dict(env),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=out_w,
             stderr=err_w,
@@ -213,7 +231,36 @@ async def spawn(
     finally:
         os.close(out_w)
         os.close(err_w)
-    return Child(proc, {"stdout": out_r, "stderr": err_r}, loop=loop, sink=sink)
+    started(proc.pid)
+    return proc, out_r, err_r
+
+
+def _abandon(job: asyncio.Future[tuple[subprocess.Popen[bytes], int, int]]) -> None:
+    """End a start that nobody waits for any more (its replica was stopped)."""
+    if job.cancelled() or job.exception() is not None:
+        return
+    proc, out_r, err_r = job.result()
+    os.close(out_r)
+    os.close(err_r)
+    signal_group(proc.pid, signal.SIGKILL)
+    _spawner().submit(proc.wait)
+
+
+_SPAWNER: ThreadPoolExecutor | None = None
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """The threads that start processes.
+
+    CPython's vfork holds the calling thread until the child has exec'd. With
+    50 services starting on 2 cores that took 10-100 ms a start, during which
+    an event loop calling `Popen` itself could neither start the next one nor
+    probe health; on these threads the starts overlap and the loop goes on.
+    """
+    global _SPAWNER
+    if _SPAWNER is None:
+        _SPAWNER = ThreadPoolExecutor(8, thread_name_prefix="lsq-spawn")
+    return _SPAWNER
 
 
 def signal_group(pgid: int, sig: int) -> bool:

@@ -22,7 +22,7 @@ from lsq.errors import ServiceError
 from lsq.manifest import AppConfig, Service, env_name
 from lsq.registry import Instance, MemoryRegistry, State
 from lsq.runtime._health import ProbeResult, probe
-from lsq.runtime._ports import free_port, port_in_use, who_listens
+from lsq.runtime._ports import REPLICA_RANGE, port_in_use, stable_candidate, who_listens
 from lsq.runtime._spawn import Child, group_alive, signal_group, signal_number, spawn
 
 EventSink = Callable[[str, str, str, str], None]
@@ -61,10 +61,7 @@ class Addresses:
     def replica_port(self, name: str, index: int, taken: set[int]) -> int:
         if not self.gateway and index == 0:
             return self.service_ports[name]
-        port = free_port()
-        while port in taken or port in self.service_ports.values():
-            port = free_port()
-        return port
+        return stable_candidate(taken | set(self.service_ports.values()), REPLICA_RANGE)
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
@@ -238,7 +235,9 @@ class Replica:
         env = self.env(port)
         self._last_stderr = ""
         try:
-            self.child = await spawn(svc.command or "", cwd=self.cwd, env=env, sink=self._line)
+            self.child = await spawn(
+                svc.command or "", cwd=self.cwd, env=env, sink=self._line, started=self.sup.guard_early
+            )
         except OSError as exc:
             cwd = self.cwd
             self._set(State.FAILED, cannot_run(svc.command or "", cwd, exc))
@@ -574,6 +573,7 @@ class Supervisor:
         line: Callable[[str, str, str, str, bool], None],
         data_env: Callable[[str], dict[str, str]],
         guard: Callable[[str, int], None] = lambda op, pgid: None,
+        guard_early: Callable[[int], object] = lambda pgid: None,
     ) -> None:
         self.app = app
         self.registry = registry
@@ -582,6 +582,9 @@ class Supervisor:
         self.line = line
         self._data_env = data_env
         self._guard = guard
+        # Tells the guard of a new group from the thread that started it,
+        # before the loop hears of the start (`guard_add` follows there).
+        self.guard_early = guard_early
         self._changed = asyncio.Condition()
         self._pending_notify = False
         self.units = {name: Unit(self, name) for name in app.dependency_order()}

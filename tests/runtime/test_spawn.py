@@ -1,0 +1,69 @@
+"""Starting a process off the event loop: a start whose replica is stopped
+while it is still on its thread is ended, not left running unowned."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lsq.runtime._spawn import spawn
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_start_cancelled_while_in_flight_is_killed(tmp_path: Path) -> None:
+    started: list[int] = []
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(
+            spawn(
+                [sys.executable, "-c", "import time; time.sleep(120)"],
+                cwd=tmp_path,
+                env=dict(os.environ),
+                sink=lambda stream, text, partial: None,
+                started=started.append,
+            )
+        )
+        await asyncio.sleep(0)  # the start is on its thread now
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        deadline = time.monotonic() + 10
+        while not started and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert len(started) == 1, "the start should have gone ahead on its thread"
+    pid = started[0]
+    deadline = time.monotonic() + 10
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _gone(pid), f"pid {pid} still runs after its start was cancelled"
+
+
+def test_started_hears_the_pid_before_spawn_returns(tmp_path: Path) -> None:
+    heard: list[int] = []
+
+    async def scenario() -> int:
+        child = await spawn(
+            [sys.executable, "-c", "pass"],
+            cwd=tmp_path,
+            env=dict(os.environ),
+            sink=lambda stream, text, partial: None,
+            started=heard.append,
+        )
+        assert heard == [child.pid]
+        return await child.exited
+
+    assert asyncio.run(scenario()) == 0
