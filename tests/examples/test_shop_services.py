@@ -474,3 +474,64 @@ def test_the_manifest_wires_the_services_as_these_tests_do(
         for s in services.values()
         if s.external is None
     )
+
+
+class _Recorder:
+    """A stand-in catalog that answers 409 to every call and keeps the heads."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen: list[dict[str, str]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                seen.append({k.lower(): v for k, v in self.headers.items()})
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                payload = b'{"error": "out of stock"}'
+                self.send_response(409)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.seen = seen
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_orders_passes_the_trace_context_and_the_deadline_on(shop: Shop) -> None:
+    # Without this, every hop of an order would be a trace of its own in the
+    # dashboard, and a caller's deadline would end at the first service.
+    recorder = _Recorder()
+    try:
+        for name in ("catalog", "payments-sandbox", "notifications"):
+            shop.start(name)
+        shop.start("orders", LSQ_CATALOG_URL=recorder.url)  # the recorder stands in
+        parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        deadline = f"{time.time() + 30:.3f}"
+        body = {"product_id": 1, "qty": 1, "email": "ann@shop.example"}
+
+        status, _ = call("POST", f"{shop['orders']}/orders", body,
+                         {"traceparent": parent, "tracestate": "lsq=1", "X-LSQ-Deadline": deadline})
+        assert status == 409
+        status, _ = call("POST", f"{shop['orders']}/orders", body)  # no context: none sent
+        assert status == 409
+        status, answer = call("POST", f"{shop['orders']}/orders", body,
+                              {"X-LSQ-Deadline": f"{time.time() - 1:.3f}"})
+    finally:
+        recorder.close()
+
+    assert len(recorder.seen) == 2, "a passed deadline must not reach the catalog"
+    first, second = recorder.seen
+    assert first["traceparent"] == parent and first["tracestate"] == "lsq=1"
+    assert first["x-lsq-deadline"] == deadline
+    assert not {"traceparent", "tracestate", "x-lsq-deadline"} & set(second)
+    assert status == 504 and "catalog" in answer["error"]

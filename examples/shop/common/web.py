@@ -114,20 +114,47 @@ def log(level: str, msg: str, **fields: Any) -> None:
 # HTTP(S)_PROXY from the environment, which may not know 127.0.0.1.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
+# The request being handled on this thread: the headers its outgoing calls
+# carry on, so that a trace stays one trace across services and a chain of
+# calls shares the caller's deadline (see docs/gateway.md).
+PROPAGATED = ("traceparent", "tracestate", "x-lsq-deadline")
+_incoming = threading.local()
+
 
 def call_json(
     method: str, url: str, body: JSON | None = None, *, timeout: float = 5.0
 ) -> tuple[int, JSON]:
-    """Send JSON, return (status, decoded body). Raises OSError if unreachable."""
+    """Send JSON, return (status, decoded body). Raises OSError if unreachable.
+
+    Called while handling a request, it passes that request's trace context
+    and deadline on, and waits no longer than the deadline allows.
+    """
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")
+    headers: dict[str, str] = getattr(_incoming, "headers", {})
+    for name in PROPAGATED:
+        if name in headers:
+            request.add_header(name, headers[name])
+    left = _deadline_left(headers.get("x-lsq-deadline"))
+    if left is not None:
+        if left <= 0:
+            raise TimeoutError("the caller's deadline has passed")
+        timeout = min(timeout, left)
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return response.status, _decode(response.read())
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, _decode(exc.read())
+
+
+def _deadline_left(value: str | None) -> float | None:
+    """Seconds until an `X-LSQ-Deadline` (epoch seconds); None without one."""
+    try:
+        return float(value) - time.time() if value else None
+    except ValueError:
+        return None
 
 
 def _decode(raw: bytes) -> JSON:
@@ -215,6 +242,7 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
                 headers={k.lower(): v for k, v in self.headers.items()},
                 raw_body=self.rfile.read(length) if length else b"",
             )
+            _incoming.headers = {n: request.headers[n] for n in PROPAGATED if n in request.headers}
             try:
                 return app.dispatch(request)
             except HTTPError as exc:
@@ -222,6 +250,8 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
             except Exception as exc:
                 log("error", "unhandled error", error=repr(exc), path=self.path)
                 return 500, {"error": "internal error"}
+            finally:
+                _incoming.headers = {}
 
         do_GET = do_POST = do_PUT = do_DELETE = _handle
 

@@ -69,6 +69,9 @@ def call(name: str, method: str, url: str, body: JSON) -> tuple[int, JSON]:
     """Call another service; an unreachable one is a 503 for our caller."""
     try:
         return call_json(method, url, body)
+    except TimeoutError as exc:
+        log("error", f"{name} did not answer in time", url=url, error=str(exc))
+        raise HTTPError(504, f"{name} did not answer in time") from exc
     except OSError as exc:
         log("error", f"{name} is unreachable", url=url, error=str(exc))
         raise HTTPError(503, f"{name} is unavailable, try again shortly") from exc
