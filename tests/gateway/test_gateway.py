@@ -264,3 +264,28 @@ async def test_a_crashed_worker_is_replaced_and_stats_survive() -> None:
     assert "services" in stats
     assert len(after) == 2 and first[0] not in after and first[1] in after
     assert statuses == [200] * 10
+
+
+@async_test(timeout=60)
+async def test_a_table_of_300_services_is_applied_without_a_worker_restart() -> None:
+    # The table goes to each worker as one line; 150 services with their
+    # policies passed asyncio's 64 KiB line limit and the workers died
+    # at every table, while start-up still reported success.
+    backend = await Backend().start()
+    policy = {"timeout": 5.0, "retries": {"attempts": 2}, "routes": []}
+    services = {
+        f"service-{i:03d}-with-a-long-name": {
+            "backends": [backend.entry(f"service-{i:03d}-0")], "policy": policy,
+        }
+        for i in range(300)
+    }
+    tbl = table(services)
+    assert len(json.dumps(tbl)) > 64 * 1024
+    async with running_gateway(tbl) as gw:
+        pids = gw.worker_pids
+        last = gw.ports["service-299-with-a-long-name"]
+        assert (await get(last, "/x")).status == 200
+        gw.update(tbl)
+        await gw.wait_applied()
+        assert (await get(gw.ports["service-000-with-a-long-name"], "/y")).status == 200
+        assert gw.worker_pids == pids

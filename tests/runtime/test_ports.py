@@ -140,3 +140,26 @@ def test_private_ports_sit_below_the_range_outgoing_connections_use() -> None:
             assert port not in taken and port != 25000 and port != REPLICA_RANGE[0]
             taken.add(port)
     assert high >= low
+
+
+def test_a_taken_ingress_port_is_refused_before_anything_starts(app: App) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        app.manifest(f"""
+            services:
+              web:
+                command: {SLEEPER}
+            gateway:
+              ingress_port: {port}
+        """)
+        before = _lsq_children()
+        for args in (("up",), ("up", "-d")):
+            result = app.lsq(*args, timeout=20)
+            assert result.returncode == 1, (args, result.stdout, result.stderr)
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and f"gateway.ingress_port {port} is in use" in lines[0]
+            assert "leave ingress_port out" in lines[0] and "Traceback" not in result.stderr
+        assert _lsq_children() == before
+        assert not (app.root / ".lsq" / "runtime.json").exists()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import psutil
@@ -137,30 +136,24 @@ def test_up_detached_exits_1_with_the_reason_when_startup_fails(app: App) -> Non
 
 
 def test_up_detached_reports_a_runtime_that_exits_during_startup(app: App) -> None:
-    # The runtime dies before it can report an outcome (its gateway cannot
-    # bind the ingress port): `up -d` learns it from the closed pipe.
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    holder.listen(1)
-    port = holder.getsockname()[1]
+    # The runtime dies before it can report an outcome (it cannot create a
+    # service's PostgreSQL database: nothing listens on port 1): `up -d`
+    # learns it from the closed pipe.
+    app.env["LSQ_POSTGRES_URL"] = "postgresql://127.0.0.1:1/postgres"
     app.manifest(f"""
         services:
           web:
             command: [{PY}, -c, "import time; time.sleep(300)"]
-        gateway:
-          ingress_port: {port}
+            data: postgres
     """)
-    try:
-        started = time.monotonic()
-        result = app.lsq("up", "-d", "--timeout", "60", timeout=70)
-        elapsed = time.monotonic() - started
-    finally:
-        holder.close()
+    started = time.monotonic()
+    result = app.lsq("up", "-d", "--timeout", "60", timeout=70)
+    elapsed = time.monotonic() - started
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert elapsed < 20, f"up -d took {elapsed:.1f}s to see the runtime exit"
     assert "the runtime exited with code 1" in result.stderr
-    assert f"port {port} for the ingress cannot be bound" in result.stderr
+    assert "cannot create its PostgreSQL database" in result.stderr
     assert app.runtime_pid() is None
 
 
@@ -183,3 +176,33 @@ def test_up_detached_reports_a_crash_loop_without_waiting_for_the_deadline(
     assert elapsed < 20, f"up -d took {elapsed:.1f}s to report the crash loop"
     assert "crash-0 keeps crashing (3 restarts" in result.stderr
     assert "missing setting" in result.stderr
+
+
+def test_the_back_off_stays_at_its_cap_however_long_a_service_crashes() -> None:
+    # A service that crashes all night reaches attempt 1024 and more; the
+    # delay must stay at the cap instead of overflowing, which used to end
+    # the replica's supervision and leave it shown as "starting".
+    from lsq.runtime._supervisor import backoff_delay
+
+    for attempt in (0, 1, 10, 1023, 1024, 5000, 10**6):
+        delay = backoff_delay(attempt, 0.01, 0.02)
+        assert 0 < delay <= 0.02, (attempt, delay)
+    assert 0.8 <= backoff_delay(0, 1.0, 30.0) <= 1.2
+
+
+def test_a_command_that_cannot_run_is_described_by_what_is_wrong(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from lsq.runtime._supervisor import cannot_run
+
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\n")
+    cases = {
+        ("/nonexistent/prog", FileNotFoundError): "'/nonexistent/prog' not found",
+        ("./missing.sh", FileNotFoundError): f"'{tmp_path}/missing.sh' not found",
+        ("no-such-tool", FileNotFoundError): "command 'no-such-tool' not found on PATH",
+        (str(tmp_path), PermissionError): "is a folder, not a program",
+        ("./run.sh", PermissionError): "is not executable (chmod +x it",
+    }
+    for (program, error), expected in cases.items():
+        text = cannot_run([program, "x"], tmp_path, error(13, "Permission denied"))
+        assert expected in text, (program, text)
+        assert "on PATH or in" not in text

@@ -1,5 +1,6 @@
 """Starting a process off the event loop: a start whose replica is stopped
-while it is still on its thread is ended, not left running unowned."""
+while it is still on its thread, or that is still on its way when the runtime
+shuts down, is ended, not left running unowned."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lsq.runtime._spawn import spawn
+from lsq.runtime._spawn import spawn, stop_spawning
 
 
 def _gone(pid: int) -> bool:
@@ -67,3 +68,34 @@ def test_started_hears_the_pid_before_spawn_returns(tmp_path: Path) -> None:
         return await child.exited
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_starts_on_their_way_at_shut_down_are_ended(tmp_path: Path) -> None:
+    # More starts than spawning threads, and the runtime closes before its
+    # loop ever sees one of them (a stop right after `lsq up` began).
+    started: list[int] = []
+    forgotten: list[int] = []
+
+    async def scenario() -> list[object]:
+        tasks = [
+            asyncio.ensure_future(
+                spawn(
+                    [sys.executable, "-c", "import time; time.sleep(120)"],
+                    cwd=tmp_path,
+                    env=dict(os.environ),
+                    sink=lambda stream, text, partial: None,
+                    started=started.append,
+                    forget=forgotten.append,
+                )
+            )
+            for _ in range(24)
+        ]
+        await asyncio.sleep(0)  # every start is queued or on a thread
+        stop_spawning()  # what Runtime.close does
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+    assert sorted(forgotten) == sorted(started)
+    left = [pid for pid in started if not _gone(pid)]
+    assert not left, f"still running after shut-down: {left}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
+
+from lsq._signals import STOP_SIGNALS
 
 from lsq.cli._main import Context, cli
 from lsq.errors import LsqError, RuntimeNotRunning, StartupFailed, UsageError
@@ -97,6 +100,11 @@ def _run_loop(coro):  # type: ignore[no-untyped-def]
 @click.pass_obj
 def up(ctx: Context, detach: bool, timeout: float | None, services: tuple[str, ...]) -> None:
     """Start the app (or SERVICES and what they depend on) and supervise it."""
+    if not detach:
+        # A Ctrl-C before the runtime's handlers are in place would land in
+        # whatever runs (an import may even swallow it): hold stop signals
+        # until `serve` takes them, which then stops the app gracefully.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     app = _load(ctx)
     _check_names(app, services)
     from lsq.runtime import read_runtime_info
@@ -107,6 +115,9 @@ def up(ctx: Context, detach: bool, timeout: float | None, services: tuple[str, .
             f"the app is already running (runtime pid {info.pid}); "
             "see it with `lsq ps`, stop it with `lsq down`"
         )
+    from lsq.runtime._runtime import check_ingress
+
+    check_ingress(app)
     if detach:
         _up_detached(app, services, timeout)
         # Nothing is left to do, and tearing down this interpreter (the

@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
+from lsq._signals import STOP_SIGNALS
 from lsq.control._auth import Guard, new_token
 from lsq.control._http import HttpServer, Request, Response, Router
 from lsq.errors import LsqError, UsageError
@@ -159,11 +160,15 @@ async def serve(
             force.set()
             runtime.sup and runtime.sup.kill_all()
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
+    # `lsq up` held these until now; one that came meanwhile is handled here.
+    # Before any process starts, as children inherit the mask.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     server: HttpServer | None = None
     dashboard = None
+    stopped = False
     try:
         # Prepare: processes and data stores, then the control API and its parts.
         sup = runtime.build()
@@ -191,11 +196,20 @@ async def serve(
         done, _ = await asyncio.wait([stopping, loop.create_task(force.wait())], return_when=asyncio.FIRST_COMPLETED)
         if force.is_set():
             await asyncio.wait([stopping], timeout=3)
+            stopped = True  # every group was killed when the second signal came
             return 130
         await stopping
+        stopped = True
         return 0
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if not stopped:
+            # Start-up failed (or a bug of ours): what did start must not
+            # outlive us, as the guard is about to be told all is well.
+            try:
+                await runtime.stop(force=True)
+            except Exception as exc:  # report, and still close the rest
+                printer.note(f"error while stopping after a failure: {exc!r}")
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         if dashboard is not None:
             await dashboard.close()

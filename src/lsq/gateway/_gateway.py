@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,8 @@ from lsq.manifest._schema import Gateway as GatewaySettings
 log = logging.getLogger("lsq.gateway")
 
 _STOP_GRACE = 5.0
+_STABLE_AFTER = 10.0  # a worker that lived this long restarts without a pause
+_RESTART_BASE, _RESTART_MAX = 0.1, 5.0
 _ASK_TIMEOUT = 10.0  # a worker that does not answer sync/stats in this long is skipped
 _SPANS_KEPT = 5000  # hop spans waiting for `stats(take_spans=True)`
 _REPLY_LIMIT = 16 << 20  # bytes in one reply line from a worker
@@ -46,6 +49,8 @@ class _Worker:
         self.task: asyncio.Task[None] | None = None
         self.alive = True
         self.seen_seq = 0  # the last of this worker's events already merged
+        self.born = time.monotonic()
+        self.crashes = 0  # quick deaths in a row of the workers in this slot
 
     def send(self, msg: dict[str, Any]) -> None:
         if self.alive and not self.writer.is_closing():
@@ -119,7 +124,13 @@ class Gateway:
             self._watch(worker)
         self._started = True
         self._broadcast({"op": "table", "table": self._table.to_json()})
-        await self.wait_applied()
+        answers = await self._ask_all({"op": "sync"})
+        if len(answers) < len(self._workers) or None in answers:
+            # Start-up must not report an app as up while nothing serves it.
+            raise GatewayError(
+                "a gateway worker did not take the routing table (it exited or "
+                "did not answer); see .lsq/runtime.log"
+            )
 
     def update(self, table: RoutingTable | Mapping[str, Any]) -> None:
         """Route by `table` from now on; listeners open and close to match."""
@@ -262,7 +273,10 @@ class Gateway:
         try:
             await asyncio.wait_for(worker.proc.wait(), _STOP_GRACE)
         except TimeoutError:
-            worker.proc.kill()
+            try:
+                worker.proc.kill()
+            except ProcessLookupError:  # it ended after all
+                pass
             await worker.proc.wait()
         if worker.task is not None:
             await worker.task
@@ -307,8 +321,16 @@ class Gateway:
         worker.alive = False
         if worker.task is not None:
             await worker.task
+        # One that keeps dying at once (a bug, a broken install) is started
+        # again after a growing pause, not in a tight loop.
+        crashes = worker.crashes + 1 if time.monotonic() - worker.born < _STABLE_AFTER else 0
+        if crashes:
+            await asyncio.sleep(min(_RESTART_MAX, _RESTART_BASE * 2 ** min(crashes - 1, 20)))
+        if not self._started or worker not in self._workers:
+            return
         index = self._workers.index(worker)
         fresh = await self._spawn(index)
+        fresh.crashes = crashes
         if not self._started:
             fresh.send({"op": "stop"})
             fresh.writer.close()

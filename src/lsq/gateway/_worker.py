@@ -41,6 +41,7 @@ log = logging.getLogger("lsq.gateway")
 
 _TICK = 0.1  # resolution of header, idle and policy timeouts
 _POOL_IDLE = 15.0  # pooled connections unused this long are closed
+_CONTROL_LIMIT = 256 << 20  # bytes in one line from the runtime (a routing table)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -405,7 +406,11 @@ def _listen_socket(port: int) -> socket.socket:
 async def serve(fd: int) -> None:
     """Run until the parent says stop or closes its end."""
     loop = asyncio.get_running_loop()
-    reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fd))
+    # A routing table is one line: hundreds of services with their policies
+    # take far more than asyncio's default 64 KiB line limit.
+    reader, writer = await asyncio.open_unix_connection(
+        sock=socket.socket(fileno=fd), limit=_CONTROL_LIMIT
+    )
     first = json.loads(await reader.readline())
     ctx = Context(loop, first["config"])
     ticker = loop.create_task(ctx.tick())

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from lsq.errors import LsqError, RuntimeAlreadyRunning
+from lsq.errors import GatewayError, LsqError, RuntimeAlreadyRunning
 from lsq.gateway import Gateway
 from lsq.manifest import AppConfig
 from lsq.registry import MemoryRegistry
@@ -28,7 +28,7 @@ from lsq.runtime._info import state_dir_for
 from lsq.runtime._logs import LogHub, Printer
 from lsq.runtime._ports import StablePorts, port_in_use, who_listens
 from lsq.runtime._routing import GatewayFeed
-from lsq.runtime._spawn import ExitWatch, group_alive, signal_group
+from lsq.runtime._spawn import ExitWatch, group_alive, signal_group, stop_spawning
 from lsq.runtime._state import StateStore
 from lsq.runtime._supervisor import Addresses, Supervisor, describe_exit
 
@@ -140,6 +140,19 @@ class GuardProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+
+
+def check_ingress(app: AppConfig) -> None:
+    """Raise if the fixed ingress port is taken: without it the gateway
+    cannot start, so nothing may (the CLI asks before it forks, the runtime
+    again before its services start)."""
+    ingress = app.manifest.gateway.ingress_port
+    if ingress is not None and port_in_use(ingress):
+        who = who_listens(ingress)
+        raise GatewayError(
+            f"gateway.ingress_port {ingress} is in use{' by ' + who if who else ''}; "
+            "stop that process or leave ingress_port out to have one assigned"
+        )
 
 
 class Runtime:
@@ -257,6 +270,7 @@ class Runtime:
             data_env=self.data_env,
             guard=self._guard_op,
             guard_early=self._guard_early,
+            guard_forget=self._guard_forget,
         )
         return self.sup
 
@@ -264,6 +278,7 @@ class Runtime:
         """A fixed port that another process holds fails only its service
         (naming the holder); every other service still starts."""
         assert self.sup is not None
+        check_ingress(self.app)
         for name, svc in self.app.services.items():
             if svc.port is not None and port_in_use(svc.port):
                 who = who_listens(svc.port)
@@ -391,6 +406,11 @@ class Runtime:
         if guard is not None:
             guard.send("+", pgid)
 
+    def _guard_forget(self, pgid: int) -> None:
+        guard = self.guard
+        if guard is not None:
+            guard.send("-", pgid)
+
     def _guard_op(self, op: str, pgid: int) -> None:
         if self.guard is not None:
             self.guard.send(op, pgid)
@@ -504,6 +524,9 @@ class Runtime:
         self.event("runtime", f"ended {len(strays)} process(es) that had left their service's group: {names}")
 
     def close(self) -> None:
+        # Starts still on their way would outlive the runtime: end them while
+        # the guard still listens.
+        stop_spawning()
         if self.hub is not None:
             self.hub.close()
         if self.guard is not None:

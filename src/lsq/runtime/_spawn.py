@@ -185,6 +185,7 @@ async def spawn(
     env: Mapping[str, str],
     sink: StreamSink,
     started: Callable[[int], object] = lambda pid: None,
+    forget: Callable[[int], object] = lambda pid: None,
 ) -> Child:
     """Start `command` with stdout and stderr read line by line, in a new session.
 
@@ -192,58 +193,133 @@ async def spawn(
     executed; a shell command that does not exist exits with 127 instead.
     `started(pid)` is called on the starting thread as soon as the process
     exists, before this returns (the guard must hear of the group at once);
-    it must be thread-safe. A start whose caller is cancelled meanwhile is
-    ended (its group killed and reaped), so that nothing runs unowned.
+    it must be thread-safe. A start whose caller is cancelled meanwhile, or
+    that is still going on at `stop_spawning()`, is ended on whichever thread
+    learns of it last (its group killed, reaped, then `forget(pid)`), so that
+    nothing runs unowned, whether or not an event loop is still running.
     """
     loop = asyncio.get_running_loop()
     argv = argv_for(command)
     if not isinstance(command, str):
         argv = expand_instance_vars(argv, env)
-    job = loop.run_in_executor(_spawner(), _start, argv, cwd, dict(env), started)
+    start = _Start(argv, cwd, dict(env), started, forget)
+    job = loop.run_in_executor(_spawner(), start.run)
     try:
         proc, out_r, err_r = await asyncio.shield(job)
     except asyncio.CancelledError:
-        job.add_done_callback(_abandon)
+        start.abandon()
         raise
+    except _Abandoned:
+        raise asyncio.CancelledError from None  # stop_spawning() came first
+    if not start.take():
+        raise asyncio.CancelledError  # stop_spawning() came first and ended it
     return Child(proc, {"stdout": out_r, "stderr": err_r}, loop=loop, sink=sink)
 
 
-def _start(
-    argv: list[str], cwd: Path, env: dict[str, str], started: Callable[[int], object]
-) -> tuple[subprocess.Popen[bytes], int, int]:
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out_w,
-            stderr=err_w,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except BaseException:
-        for fd in (out_r, err_r):
-            os.close(fd)
-        raise
-    finally:
-        os.close(out_w)
-        os.close(err_w)
-    started(proc.pid)
-    return proc, out_r, err_r
+class _Start:
+    """One process start, handed from its thread to the loop, or ended.
+
+    The thread starts the process; the caller then `take`s it. If the caller
+    gave up first (`abandon`), whichever of the two comes second ends the
+    process, under a lock, so exactly one of them does.
+    """
+
+    _live: set[_Start] = set()
+    _live_lock = threading.Lock()
+
+    def __init__(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        started: Callable[[int], object],
+        forget: Callable[[int], object],
+    ) -> None:
+        self.argv, self.cwd, self.env = argv, cwd, env
+        self.started, self.forget = started, forget
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.taken = False
+        self.made: tuple[subprocess.Popen[bytes], int, int] | None = None
+        with _Start._live_lock:
+            _Start._live.add(self)
+
+    def run(self) -> tuple[subprocess.Popen[bytes], int, int]:
+        try:
+            with self.lock:
+                if self.abandoned:  # given up before it began: start nothing
+                    raise _Abandoned
+            made = self._popen()
+        except BaseException:
+            self._settled()
+            raise
+        with self.lock:
+            self.made = made
+            end = self.abandoned
+        if end:
+            self._end(made)
+        return made
+
+    def _settled(self) -> None:
+        # Taken, ended or failed: nothing of it is left to end at shut-down.
+        with _Start._live_lock:
+            _Start._live.discard(self)
+
+    def _popen(self) -> tuple[subprocess.Popen[bytes], int, int]:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except BaseException:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        self.started(proc.pid)
+        return proc, out_r, err_r
+
+    def take(self) -> bool:
+        """The caller takes the process; False if it was ended meanwhile."""
+        with self.lock:
+            if self.abandoned:
+                return False
+            self.taken = True
+        self._settled()
+        return True
+
+    def abandon(self) -> None:
+        """The caller gives up: end the process if it exists and is not taken."""
+        with self.lock:
+            if self.abandoned or self.taken:
+                return
+            self.abandoned = True
+            made = self.made
+        if made is not None:
+            self._end(made)
+
+    def _end(self, made: tuple[subprocess.Popen[bytes], int, int]) -> None:
+        proc, out_r, err_r = made
+        os.close(out_r)
+        os.close(err_r)
+        signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self.forget(proc.pid)
+        self._settled()
 
 
-def _abandon(job: asyncio.Future[tuple[subprocess.Popen[bytes], int, int]]) -> None:
-    """End a start that nobody waits for any more (its replica was stopped)."""
-    if job.cancelled() or job.exception() is not None:
-        return
-    proc, out_r, err_r = job.result()
-    os.close(out_r)
-    os.close(err_r)
-    signal_group(proc.pid, signal.SIGKILL)
-    _spawner().submit(proc.wait)
+class _Abandoned(Exception):
+    """A start given up before its thread began it."""
 
 
 _SPAWNER: ThreadPoolExecutor | None = None
@@ -261,6 +337,24 @@ def _spawner() -> ThreadPoolExecutor:
     if _SPAWNER is None:
         _SPAWNER = ThreadPoolExecutor(8, thread_name_prefix="lsq-spawn")
     return _SPAWNER
+
+
+def stop_spawning() -> None:
+    """End every start nobody has taken yet and wait for the threads.
+
+    Called when the runtime shuts down, after its services are stopped: a
+    start still queued or on its way then would otherwise outlive it.
+    """
+    global _SPAWNER
+    with _Start._live_lock:
+        pending = list(_Start._live)
+    for start in pending:
+        start.abandon()
+    if _SPAWNER is not None:
+        _SPAWNER.shutdown(wait=True, cancel_futures=True)
+        _SPAWNER = None
+    with _Start._live_lock:
+        _Start._live.clear()  # those left were cancelled before their thread began
 
 
 def signal_group(pgid: int, sig: int) -> bool:

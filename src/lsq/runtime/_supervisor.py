@@ -66,7 +66,9 @@ class Addresses:
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
     """Exponential back-off with ±20% jitter: base, 2·base, 4·base, ... ≤ cap."""
-    delay = min(cap, base * (2 ** max(0, attempt)))
+    # The exponent stops growing long before a float would overflow: a
+    # service crashing all night reaches attempt 1024 and more.
+    delay = min(cap, base * (2 ** min(max(0, attempt), 60)))
     return float(min(cap, delay * random.uniform(0.8, 1.2)))
 
 
@@ -127,11 +129,18 @@ def cannot_run(command: str | list[str], cwd: Path, exc: OSError) -> str:
     prefix = f"cannot run {command!r}"
     if not cwd.is_dir():
         return f"{prefix}: working folder {str(cwd)!r} not found"
+    program = command if isinstance(command, str) else command[0]
+    # A name with a slash is a path (relative to the working folder); a bare
+    # name is looked up on PATH.
+    path = (cwd / program) if "/" in program else None
     if isinstance(exc, FileNotFoundError):
-        program = command if isinstance(command, str) else command[0]
-        return (
-            f"{prefix}: command {program!r} not found on PATH or in {str(cwd)!r}"
-        )
+        if path is not None:
+            return f"{prefix}: {str(path)!r} not found"
+        return f"{prefix}: command {program!r} not found on PATH"
+    if path is not None and path.is_dir():
+        return f"{prefix}: {str(path)!r} is a folder, not a program"
+    if isinstance(exc, PermissionError) and path is not None:
+        return f"{prefix}: {str(path)!r} is not executable (chmod +x it, or run it with its interpreter)"
     return f"{prefix}: {exc.strerror or exc}"
 
 
@@ -211,6 +220,13 @@ class Replica:
         except asyncio.CancelledError:
             await self._kill_now()
             raise
+        except Exception as exc:
+            # A bug of ours must not leave a replica shown as starting (or
+            # running) with nobody watching it: end it and say so.
+            await self._kill_now()
+            self.sup.event("error", f"internal error: {exc!r}", self.unit.name, self.id)
+            self._set(State.FAILED, f"internal error in lsq ({exc!r}); please report it", pid=None,
+                      next_retry=None)
 
     async def _run(self) -> None:
         self._set(State.WAITING, "")
@@ -236,11 +252,12 @@ class Replica:
         self._last_stderr = ""
         try:
             self.child = await spawn(
-                svc.command or "", cwd=self.cwd, env=env, sink=self._line, started=self.sup.guard_early
+                svc.command or "", cwd=self.cwd, env=env, sink=self._line,
+                started=self.sup.guard_early, forget=self.sup.guard_forget,
             )
         except OSError as exc:
             cwd = self.cwd
-            self._set(State.FAILED, cannot_run(svc.command or "", cwd, exc))
+            self._set(State.FAILED, cannot_run(svc.command or "", cwd, exc), pid=None, next_retry=None)
             return None
         child = self.child
         self.sup.guard_add(child.pid)
@@ -574,6 +591,7 @@ class Supervisor:
         data_env: Callable[[str], dict[str, str]],
         guard: Callable[[str, int], None] = lambda op, pgid: None,
         guard_early: Callable[[int], object] = lambda pgid: None,
+        guard_forget: Callable[[int], object] = lambda pgid: None,
     ) -> None:
         self.app = app
         self.registry = registry
@@ -585,6 +603,7 @@ class Supervisor:
         # Tells the guard of a new group from the thread that started it,
         # before the loop hears of the start (`guard_add` follows there).
         self.guard_early = guard_early
+        self.guard_forget = guard_forget  # the same, for a start that was ended unseen
         self._changed = asyncio.Condition()
         self._pending_notify = False
         self.units = {name: Unit(self, name) for name in app.dependency_order()}
