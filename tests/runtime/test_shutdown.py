@@ -417,3 +417,27 @@ def test_a_second_up_for_the_same_app_is_refused(app: App) -> None:
         assert again.returncode == 1, args
         assert f"already running (runtime pid {runtime.pid})" in again.stderr
     assert alive(runtime)
+
+
+def test_down_waits_for_a_runtime_that_holds_the_lock_but_is_still_starting(app: App) -> None:
+    # Between taking the app's lock and writing runtime.json a runtime is
+    # starting (data stores, the control API): `lsq down` then must wait for
+    # it instead of answering "nothing is running" and letting the app come
+    # up. The test holds the lock itself, as that runtime would.
+    app.manifest(f"""
+        services:
+          web:
+            command: [{PY}, -c, "import time; time.sleep(300)"]
+    """)
+    app.state_dir().mkdir()
+    fd = os.open(app.state_dir() / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    down = subprocess.Popen([LSQ, "down"], cwd=app.cwd, env=app.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)
+        assert down.poll() is None, "lsq down gave up on a starting runtime"
+    finally:
+        os.close(fd)  # the "runtime" exits without ever being up
+    out, err = down.communicate(timeout=20)
+    assert down.returncode == 0 and "nothing is running" in out, out + err

@@ -157,6 +157,10 @@ def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | Non
             raise StartupFailed(
                 f"the runtime was killed by {_signal_name(-status_code)} during start-up"
             )
+        if status_code == 0:
+            raise StartupFailed(
+                "the app was stopped (by `lsq down` or a signal) before it was up"
+            )
         raise StartupFailed(
             f"the runtime exited with code {status_code}: {_tail(state / 'runtime.log')}"
         )
@@ -228,8 +232,10 @@ def down(ctx: Context, volumes: bool, yes: bool, timeout: float) -> None:
     """Stop the running app; with --volumes, delete its data too."""
     app = _load(ctx) if volumes else _folder(ctx)
     from lsq.runtime import read_runtime_info
+    from lsq.runtime._info import starting_runtime_info
 
-    info = read_runtime_info(_state_dir(app))
+    # A runtime still starting (`lsq up -d` a moment ago) is stopped too.
+    info = starting_runtime_info(_state_dir(app), timeout)
     if info is None:
         click.echo(f"lsq: nothing is running for {app.name}")
     else:

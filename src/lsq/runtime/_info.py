@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,18 @@ def read_runtime_info(state_dir: Path) -> RuntimeInfo | None:
     if not _lock_held(state_dir):
         return None
     return info
+
+
+def starting_runtime_info(state_dir: Path, timeout: float) -> RuntimeInfo | None:
+    """Like `read_runtime_info`, but a runtime that holds the app's lock and
+    has not yet written its info (it is starting) is waited for, up to
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = read_runtime_info(state_dir)
+        if info is not None or not _lock_held(state_dir) or time.monotonic() > deadline:
+            return info
+        time.sleep(0.05)
 
 
 def _lock_held(state_dir: Path) -> bool:
