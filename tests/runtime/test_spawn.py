@@ -9,11 +9,24 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from lsq.runtime._spawn import spawn, stop_spawning
+
+
+def _sleeper(folder: Path, started: list[int], forgotten: list[int] | None = None) -> Any:
+    """A start of a process that sleeps for two minutes, reporting its pid."""
+    return spawn(
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        cwd=folder,
+        env=dict(os.environ),
+        sink=lambda stream, text, partial: None,
+        started=started.append,
+        forget=(forgotten if forgotten is not None else []).append,
+    )
 
 
 def _gone(pid: int) -> bool:
@@ -27,15 +40,7 @@ def test_a_start_cancelled_while_in_flight_is_killed(tmp_path: Path) -> None:
     started: list[int] = []
 
     async def scenario() -> None:
-        task = asyncio.ensure_future(
-            spawn(
-                [sys.executable, "-c", "import time; time.sleep(120)"],
-                cwd=tmp_path,
-                env=dict(os.environ),
-                sink=lambda stream, text, partial: None,
-                started=started.append,
-            )
-        )
+        task = asyncio.ensure_future(_sleeper(tmp_path, started))
         await asyncio.sleep(0)  # the start is on its thread now
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -77,19 +82,7 @@ def test_starts_on_their_way_at_shut_down_are_ended(tmp_path: Path) -> None:
     forgotten: list[int] = []
 
     async def scenario() -> list[object]:
-        tasks = [
-            asyncio.ensure_future(
-                spawn(
-                    [sys.executable, "-c", "import time; time.sleep(120)"],
-                    cwd=tmp_path,
-                    env=dict(os.environ),
-                    sink=lambda stream, text, partial: None,
-                    started=started.append,
-                    forget=forgotten.append,
-                )
-            )
-            for _ in range(24)
-        ]
+        tasks = [asyncio.ensure_future(_sleeper(tmp_path, started, forgotten)) for _ in range(24)]
         await asyncio.sleep(0)  # every start is queued or on a thread
         stop_spawning()  # what Runtime.close does
         return await asyncio.gather(*tasks, return_exceptions=True)
