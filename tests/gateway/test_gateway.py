@@ -289,3 +289,29 @@ async def test_a_table_of_300_services_is_applied_without_a_worker_restart() -> 
         await gw.wait_applied()
         assert (await get(gw.ports["service-000-with-a-long-name"], "/y")).status == 200
         assert gw.worker_pids == pids
+
+
+def test_a_reserved_port_cannot_be_taken_while_no_worker_listens() -> None:
+    # At start-up and while a dead worker is replaced, only the gateway's
+    # reservation holds a service's port; another program's SO_REUSEADDR
+    # socket used to bind and listen there and take the service's clients.
+    import socket
+
+    from lsq.gateway._gateway import _reserve
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    reservation = _reserve("web", port)
+    try:
+        with socket.socket() as thief:
+            thief.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError):
+                thief.bind(("127.0.0.1", port))
+        with socket.socket() as worker:  # what a worker does, in the same group
+            worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            worker.bind(("127.0.0.1", port))
+            worker.listen()
+    finally:
+        reservation.close()

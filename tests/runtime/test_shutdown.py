@@ -441,3 +441,19 @@ def test_down_waits_for_a_runtime_that_holds_the_lock_but_is_still_starting(app:
         os.close(fd)  # the "runtime" exits without ever being up
     out, err = down.communicate(timeout=20)
     assert down.returncode == 0 and "nothing is running" in out, out + err
+
+
+def test_a_lock_probe_does_not_make_a_starting_runtime_give_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # `lsq down` and `lsq ps` test the app's lock by taking it for an
+    # instant; a runtime starting at that instant used to fail with
+    # "already running".
+    import threading
+
+    from lsq.runtime._runtime import AppLock
+
+    fd = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threading.Timer(0.05, os.close, (fd,)).start()  # a probe lets go
+    lock = AppLock(tmp_path)
+    lock.acquire()
+    lock.release()

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 
 def main(argv: list[str] | None = None) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    from lsq.cli._main import _register
     from lsq.cli._main import main as run
 
+    _register()  # the command modules: imports too
     try:
         # A signal that came meanwhile is delivered here: SIGINT as
         # KeyboardInterrupt, the others with their default action.

@@ -141,6 +141,10 @@ def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | Non
     # The manifest is loaded and checked already: fork the runtime from here
     # rather than start a new interpreter that would import and parse again.
     # It reports start-up over a pipe, so nothing here polls.
+    try:
+        log_start = (state / "runtime.log").stat().st_size
+    except OSError:
+        log_start = 0
     read_fd, write_fd = os.pipe()
     try:
         pid = fork_runtime(
@@ -162,7 +166,7 @@ def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | Non
                 "the app was stopped (by `lsq down` or a signal) before it was up"
             )
         raise StartupFailed(
-            f"the runtime exited with code {status_code}: {_tail(state / 'runtime.log')}"
+            f"the runtime exited with code {status_code}: {_tail(state / 'runtime.log', log_start)}"
         )
     status = done["status"]
     if done["done"] != "ready":
@@ -210,12 +214,17 @@ def _follow_startup(pipe: IO[bytes], timeout: float) -> dict[str, Any] | None:
             click.echo(f"  {who}: {event['message']}")
 
 
-def _tail(path: Path, lines: int = 3) -> str:
-    """The runtime's last notes, without traceback lines (see the log for those)."""
+def _tail(path: Path, since: int = 0, lines: int = 3) -> str:
+    """The runtime's last notes from byte `since` on (this run's part of a log
+    that runs append to), without traceback lines (see the log for those)."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        with path.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return "no output"
+    if not text:
+        return f"no output (log: {path})"
     notes = [t for t in text if t.startswith(("lsq", "  lsq")) or "| " in t]
     return " | ".join((notes or text)[-lines:]) + f" (full log: {path})"
 

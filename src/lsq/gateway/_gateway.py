@@ -373,8 +373,10 @@ class Gateway:
 def _reserve(name: str, port: int) -> socket.socket:
     # A bound, never-listening socket in the SO_REUSEPORT group holds the port
     # for the workers (which listen on their own sockets) and gets no connections.
+    # No SO_REUSEADDR: with it, another program's SO_REUSEADDR socket could bind
+    # and listen on the port while no worker listens (at start-up, or while a
+    # dead worker is replaced) and take our clients.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(("127.0.0.1", port))

@@ -52,6 +52,9 @@ def _ours(pgid: int, since: float) -> bool:
         return False
 
 
+_LOCK_TRIES = 20
+
+
 class AppLock:
     """An flock on `.lsq/lock`: the kernel drops it when the runtime dies,
     so a lock left by a dead runtime is never mistaken for a live one."""
@@ -62,9 +65,16 @@ class AppLock:
 
     def acquire(self) -> None:
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        # `lsq down` and `lsq ps` test the lock by taking it for an instant;
+        # only a lock still held after a few tries is a live runtime's.
+        for attempt in range(_LOCK_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt < _LOCK_TRIES - 1:
+                    time.sleep(0.01)
+        else:
             os.close(fd)
             raise RuntimeAlreadyRunning(
                 f"a runtime is already running for this app ({self._path.parent}); "
