@@ -457,3 +457,27 @@ def test_a_lock_probe_does_not_make_a_starting_runtime_give_up(tmp_path) -> None
     lock = AppLock(tmp_path)
     lock.acquire()
     lock.release()
+
+
+def test_health_commands_that_time_out_leave_no_zombies(app: App) -> None:
+    # A shell health command killed at its timeout used to leave what it
+    # started running; those processes were reparented to the runtime (a
+    # subreaper), became zombies when they ended, one more at every probe,
+    # and were reported at shut-down as having "left their service's group".
+    app.manifest(f"""
+        services:
+          web:
+            command: [{PY}, -c, "import time; time.sleep(300)"]
+            health: {{command: "sleep 1.5; true", interval: 200ms, timeout: 300ms}}
+    """)
+    up = app.up()
+    pid = wait_for(app.runtime_pid, 20, "runtime.json")
+    runtime = psutil.Process(pid)
+    time.sleep(3.5)  # about ten probes timed out
+    kids = runtime.children()
+    zombies = [k.pid for k in kids if k.status() == psutil.STATUS_ZOMBIE]
+    sleepers = [k.pid for k in kids if k.name() == "sleep"]
+    assert not zombies and len(sleepers) <= 1, (zombies, sleepers)
+    up.send(signal.SIGTERM)
+    assert up.wait() == 0
+    assert "left their service's group" not in up.output()

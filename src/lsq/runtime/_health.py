@@ -8,11 +8,14 @@ than every other part of a probe, and the runtime runs one probe per replica.
 from __future__ import annotations
 
 import asyncio
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from lsq.manifest import Health
-from lsq.runtime._spawn import argv_for, expand_instance_vars
+from lsq.runtime._spawn import argv_for, expand_instance_vars, group_alive, signal_group
+
+_REAP_TRIES = 50  # x 10 ms: how long a killed health command's group may take to go
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,15 @@ async def _command(command: str | list[str], cwd: Path, env: dict[str, str]) -> 
     try:
         code = await proc.wait()
     except asyncio.CancelledError:
-        proc.kill()
+        # Timed out or no longer wanted: end the whole group, not only the
+        # shell, and reap what it started. Those processes are reparented to
+        # the runtime (a subreaper) and would stay as zombies, one more at
+        # every probe that times out.
+        signal_group(proc.pid, signal.SIGKILL)
         await proc.wait()
+        for _ in range(_REAP_TRIES):
+            if not group_alive(proc.pid):
+                break
+            await asyncio.sleep(0.01)
         raise
     return ProbeResult(code == 0, "" if code == 0 else f"health command exited {code}")

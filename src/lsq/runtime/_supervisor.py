@@ -268,6 +268,9 @@ class Replica:
             code = await child.exited
         finally:
             health.cancel()
+            # Let a health command in progress be killed now, not after the
+            # shut-down looked for processes left behind.
+            await asyncio.wait([health])
         await self._reap_group(child)
         self.instance.last_exit = code
         self._uptime = time.monotonic() - started
