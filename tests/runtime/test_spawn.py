@@ -17,15 +17,25 @@ import pytest
 from lsq.runtime._spawn import spawn, stop_spawning
 
 
-def _sleeper(folder: Path, started: list[int], forgotten: list[int] | None = None) -> Any:
-    """A start of a process that sleeps for two minutes, reporting its pid."""
+class _Guard:
+    """Stands in for the guard's pipe: the groups it was told of and told to forget."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.forgotten: list[int] = []
+
+    def __call__(self, op: str, pgid: int) -> None:
+        (self.started if op == "+" else self.forgotten).append(pgid)
+
+
+def _sleeper(folder: Path, guard: _Guard) -> Any:
+    """A start of a process that sleeps for two minutes, told to `guard`."""
     return spawn(
         [sys.executable, "-c", "import time; time.sleep(120)"],
         cwd=folder,
         env=dict(os.environ),
         sink=lambda stream, text, partial: None,
-        started=started.append,
-        forget=(forgotten if forgotten is not None else []).append,
+        guard=guard,
     )
 
 
@@ -37,10 +47,11 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_start_cancelled_while_in_flight_is_killed(tmp_path: Path) -> None:
-    started: list[int] = []
+    guard = _Guard()
+    started = guard.started
 
     async def scenario() -> None:
-        task = asyncio.ensure_future(_sleeper(tmp_path, started))
+        task = asyncio.ensure_future(_sleeper(tmp_path, guard))
         await asyncio.sleep(0)  # the start is on its thread now
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -58,8 +69,8 @@ def test_a_start_cancelled_while_in_flight_is_killed(tmp_path: Path) -> None:
     assert _gone(pid), f"pid {pid} still runs after its start was cancelled"
 
 
-def test_started_hears_the_pid_before_spawn_returns(tmp_path: Path) -> None:
-    heard: list[int] = []
+def test_the_guard_hears_the_pid_before_spawn_returns(tmp_path: Path) -> None:
+    guard = _Guard()
 
     async def scenario() -> int:
         child = await spawn(
@@ -67,9 +78,9 @@ def test_started_hears_the_pid_before_spawn_returns(tmp_path: Path) -> None:
             cwd=tmp_path,
             env=dict(os.environ),
             sink=lambda stream, text, partial: None,
-            started=heard.append,
+            guard=guard,
         )
-        assert heard == [child.pid]
+        assert guard.started == [child.pid] and guard.forgotten == []
         return await child.exited
 
     assert asyncio.run(scenario()) == 0
@@ -78,11 +89,11 @@ def test_started_hears_the_pid_before_spawn_returns(tmp_path: Path) -> None:
 def test_starts_on_their_way_at_shut_down_are_ended(tmp_path: Path) -> None:
     # More starts than spawning threads, and the runtime closes before its
     # loop ever sees one of them (a stop right after `lsq up` began).
-    started: list[int] = []
-    forgotten: list[int] = []
+    guard = _Guard()
+    started, forgotten = guard.started, guard.forgotten
 
     async def scenario() -> list[object]:
-        tasks = [asyncio.ensure_future(_sleeper(tmp_path, started, forgotten)) for _ in range(24)]
+        tasks = [asyncio.ensure_future(_sleeper(tmp_path, guard)) for _ in range(24)]
         await asyncio.sleep(0)  # every start is queued or on a thread
         stop_spawning()  # what Runtime.close does
         return await asyncio.gather(*tasks, return_exceptions=True)

@@ -54,7 +54,8 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register()
+    """Run the CLI; `lsq.cli.main` (the console script) registers the
+    command modules first."""
     debug = "--debug" in (argv if argv is not None else sys.argv)
     try:
         cli.main(args=argv, standalone_mode=False)

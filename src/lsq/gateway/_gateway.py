@@ -124,8 +124,7 @@ class Gateway:
             self._watch(worker)
         self._started = True
         self._broadcast({"op": "table", "table": self._table.to_json()})
-        answers = await self._ask_all({"op": "sync"})
-        if len(answers) < len(self._workers) or None in answers:
+        if not await self.wait_applied():
             # Start-up must not report an app as up while nothing serves it.
             raise GatewayError(
                 "a gateway worker did not take the routing table (it exited or "
@@ -140,9 +139,11 @@ class Gateway:
         if self._started:
             self._broadcast({"op": "table", "table": self._table.to_json()})
 
-    async def wait_applied(self) -> None:
-        """Wait until every worker has applied every update sent so far."""
-        await self._ask_all({"op": "sync"})
+    async def wait_applied(self) -> bool:
+        """Wait until every worker has applied every update sent so far;
+        False if one is down or did not answer."""
+        answers = await self._ask_all({"op": "sync"})
+        return len(answers) == len(self._workers) and None not in answers
 
     async def set_policies(self, on: bool) -> None:
         """Switch the policy machinery on or off in every worker.

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lsq.manifest import Health
-from lsq.runtime._spawn import argv_for, expand_instance_vars, group_alive, signal_group
+from lsq.runtime._spawn import argv_for, expand_instance_vars, group_gone, signal_group
 
-_REAP_TRIES = 50  # x 10 ms: how long a killed health command's group may take to go
+_REAP_WAIT = 0.5  # seconds a killed health command's group may take to go
 
 
 @dataclass(frozen=True)
@@ -133,9 +133,6 @@ async def _command(command: str | list[str], cwd: Path, env: dict[str, str]) -> 
         # every probe that times out.
         signal_group(proc.pid, signal.SIGKILL)
         await proc.wait()
-        for _ in range(_REAP_TRIES):
-            if not group_alive(proc.pid):
-                break
-            await asyncio.sleep(0.01)
+        await group_gone(proc.pid, _REAP_WAIT)
         raise
     return ProbeResult(code == 0, "" if code == 0 else f"health command exited {code}")

@@ -279,8 +279,7 @@ class Runtime:
             line=self.hub.line,
             data_env=self.data_env,
             guard=self._guard_op,
-            guard_early=self._guard_early,
-            guard_forget=self._guard_forget,
+            guard_send=self._guard_send,
         )
         return self.sup
 
@@ -410,20 +409,16 @@ class Runtime:
             f"started another, pid {self.guard.pid}",
         )
 
-    def _guard_early(self, pgid: int) -> None:
-        # On a spawning thread: only the guard's pipe, whose writer locks.
+    def _guard_send(self, op: str, pgid: int) -> None:
+        # Also on spawning threads: only the guard's pipe, whose writer locks.
         guard = self.guard
         if guard is not None:
-            guard.send("+", pgid)
-
-    def _guard_forget(self, pgid: int) -> None:
-        guard = self.guard
-        if guard is not None:
-            guard.send("-", pgid)
+            guard.send(op, pgid)
 
     def _guard_op(self, op: str, pgid: int) -> None:
-        if self.guard is not None:
-            self.guard.send(op, pgid)
+        # A new group was told to the guard by the thread that started it.
+        if op != "+":
+            self._guard_send(op, pgid)
         # runtime.json lists live groups for stale-state clean-up; the guard
         # is the first line of defence, so the file is rewritten at most
         # every 200 ms rather than on every spawn.

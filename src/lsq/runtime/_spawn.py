@@ -9,8 +9,9 @@ order. If the runtime dies, even by SIGKILL, the guard process
 Processes are started with `subprocess.Popen` and no `preexec_fn`, so that
 CPython takes its vfork path: the cost of a start does not grow with the
 runtime's memory. `Popen` runs on a few threads (`_spawner`), so the event
-loop never waits for an `exec`. The event loop then reads the output pipes and learns of the exit through a
-pidfd (Linux 5.3+), or a waiting thread where there is none.
+loop never waits for an `exec`. The event loop then reads the output pipes
+and learns of the exit through a pidfd (Linux 5.3+), or a waiting thread
+where there is none.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -67,6 +69,7 @@ StreamSink = Callable[[str, str, bool], None]
 """Called with (stream name, text, partial) for every line."""
 
 _READ_SIZE = 64 * 1024
+_GROUP_POLL = 0.01  # seconds between looks at a group that is being ended
 
 
 class ExitWatch:
@@ -184,25 +187,25 @@ async def spawn(
     cwd: Path,
     env: Mapping[str, str],
     sink: StreamSink,
-    started: Callable[[int], object] = lambda pid: None,
-    forget: Callable[[int], object] = lambda pid: None,
+    guard: Callable[[str, int], object] = lambda op, pgid: None,
 ) -> Child:
     """Start `command` with stdout and stderr read line by line, in a new session.
 
     Raises FileNotFoundError or PermissionError when an argv command cannot be
     executed; a shell command that does not exist exits with 127 instead.
-    `started(pid)` is called on the starting thread as soon as the process
-    exists, before this returns (the guard must hear of the group at once);
-    it must be thread-safe. A start whose caller is cancelled meanwhile, or
-    that is still going on at `stop_spawning()`, is ended on whichever thread
-    learns of it last (its group killed, reaped, then `forget(pid)`), so that
-    nothing runs unowned, whether or not an event loop is still running.
+    `guard("+", pgid)` is called on the starting thread as soon as the
+    process exists, before this returns (the guard must hear of the group at
+    once), so it must be thread-safe. A start whose caller is cancelled
+    meanwhile, or that is still going on at `stop_spawning()`, is ended on
+    whichever thread learns of it last (its group killed and reaped, then
+    `guard("-", pgid)`), so that nothing runs unowned, whether or not an
+    event loop is still running.
     """
     loop = asyncio.get_running_loop()
     argv = argv_for(command)
     if not isinstance(command, str):
         argv = expand_instance_vars(argv, env)
-    start = _Start(argv, cwd, dict(env), started, forget)
+    start = _Start(argv, cwd, dict(env), guard)
     job = loop.run_in_executor(_spawner(), start.run)
     try:
         proc, out_r, err_r = await asyncio.shield(job)
@@ -232,11 +235,9 @@ class _Start:
         argv: list[str],
         cwd: Path,
         env: dict[str, str],
-        started: Callable[[int], object],
-        forget: Callable[[int], object],
+        guard: Callable[[str, int], object],
     ) -> None:
-        self.argv, self.cwd, self.env = argv, cwd, env
-        self.started, self.forget = started, forget
+        self.argv, self.cwd, self.env, self.guard = argv, cwd, env, guard
         self.lock = threading.Lock()
         self.abandoned = False
         self.taken = False
@@ -286,7 +287,7 @@ class _Start:
         finally:
             os.close(out_w)
             os.close(err_w)
-        self.started(proc.pid)
+        self.guard("+", proc.pid)
         return proc, out_r, err_r
 
     def take(self) -> bool:
@@ -314,7 +315,7 @@ class _Start:
         os.close(err_r)
         signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
-        self.forget(proc.pid)
+        self.guard("-", proc.pid)
         self._settled()
 
 
@@ -365,6 +366,17 @@ def signal_group(pgid: int, sig: int) -> bool:
         return False
     except PermissionError:
         return False
+    return True
+
+
+async def group_gone(pgid: int, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for the group to empty (its zombies
+    reaped); True once it is. Nothing signals that, so it is polled."""
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_GROUP_POLL)
     return True
 
 

@@ -23,7 +23,7 @@ from lsq.manifest import AppConfig, Service, env_name
 from lsq.registry import Instance, MemoryRegistry, State
 from lsq.runtime._health import ProbeResult, probe
 from lsq.runtime._ports import REPLICA_RANGE, port_in_use, stable_candidate, who_listens
-from lsq.runtime._spawn import Child, group_alive, signal_group, signal_number, spawn
+from lsq.runtime._spawn import Child, group_alive, group_gone, signal_group, signal_number, spawn
 
 EventSink = Callable[[str, str, str, str], None]
 """(kind, message, service, instance) for every event."""
@@ -253,7 +253,7 @@ class Replica:
         try:
             self.child = await spawn(
                 svc.command or "", cwd=self.cwd, env=env, sink=self._line,
-                started=self.sup.guard_early, forget=self.sup.guard_forget,
+                guard=self.sup.guard_send,
             )
         except OSError as exc:
             cwd = self.cwd
@@ -293,9 +293,9 @@ class Replica:
         pgid = child.pid
         if group_alive(pgid):
             signal_group(pgid, signal.SIGTERM)
-            if not await self.sup.wait_until(lambda: not group_alive(pgid), 2.0):
+            if not await group_gone(pgid, 2.0):
                 signal_group(pgid, signal.SIGKILL)
-                await self.sup.wait_until(lambda: not group_alive(pgid), GROUP_EXIT_WAIT)
+                await group_gone(pgid, GROUP_EXIT_WAIT)
         await child.wait_output_closed(OUTPUT_CLOSE_WAIT)
         self.sup.guard_remove(pgid)
 
@@ -422,11 +422,8 @@ class Replica:
         deadline = time.monotonic() + svc.stop_timeout
         # The leader's exit is an event; only stragglers in its group need polling.
         await asyncio.wait([child.exited], timeout=svc.stop_timeout)
-        gone = child.exited.done() and (
-            not group_alive(pgid)
-            or await self.sup.wait_until(
-                lambda: not group_alive(pgid), max(0.0, deadline - time.monotonic())
-            )
+        gone = child.exited.done() and await group_gone(
+            pgid, max(0.0, deadline - time.monotonic())
         )
         if not gone:
             signal_group(pgid, signal.SIGKILL)
@@ -593,8 +590,7 @@ class Supervisor:
         line: Callable[[str, str, str, str, bool], None],
         data_env: Callable[[str], dict[str, str]],
         guard: Callable[[str, int], None] = lambda op, pgid: None,
-        guard_early: Callable[[int], object] = lambda pgid: None,
-        guard_forget: Callable[[int], object] = lambda pgid: None,
+        guard_send: Callable[[str, int], object] = lambda op, pgid: None,
     ) -> None:
         self.app = app
         self.registry = registry
@@ -603,10 +599,9 @@ class Supervisor:
         self.line = line
         self._data_env = data_env
         self._guard = guard
-        # Tells the guard of a new group from the thread that started it,
-        # before the loop hears of the start (`guard_add` follows there).
-        self.guard_early = guard_early
-        self.guard_forget = guard_forget  # the same, for a start that was ended unseen
+        # Tells the guard of a group from the thread that starts (or ends
+        # unseen) its process; thread-safe. `guard` keeps the loop's records.
+        self.guard_send = guard_send
         self._changed = asyncio.Condition()
         self._pending_notify = False
         self.units = {name: Unit(self, name) for name in app.dependency_order()}
