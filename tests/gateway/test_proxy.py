@@ -12,6 +12,7 @@ from gateway_helpers import (
     Seen,
     async_test,
     get,
+    read_response,
     running_gateway,
     table,
 )
@@ -72,8 +73,6 @@ async def test_chunked_request_and_response_are_reframed_and_complete() -> None:
             b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
         )
-        from gateway_helpers import read_response
-
         response = await read_response(reader)
         writer.close()
     assert response.status == 200
@@ -144,8 +143,6 @@ async def test_malformed_request_gives_400() -> None:
     ) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
-        from gateway_helpers import read_response
-
         response = await read_response(reader)
         writer.close()
     assert response.status == 400
@@ -271,8 +268,6 @@ async def test_missing_or_repeated_host_gets_400() -> None:
         ):
             reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
             writer.write(head)
-            from gateway_helpers import read_response
-
             answers.append(await read_response(reader))
             writer.close()
     assert [a.status for a in answers] == [400, 400, 200]
@@ -291,8 +286,6 @@ async def test_garbage_behind_a_request_in_flight_waits_for_its_response_then_40
     async with running_gateway(
         table({"api": {"backends": [backend.entry("api-0")]}})
     ) as gw:
-        from gateway_helpers import read_response
-
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
         await asyncio.sleep(0.05)  # the request is with the backend now
