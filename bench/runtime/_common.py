@@ -8,6 +8,7 @@ base Python the project venv was made from), on 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import shutil
@@ -274,12 +275,43 @@ def compile_lsq() -> None:
     _COMPILED = True
 
 
+_REPEAT_FOLDERS: dict[int, Path] = {}
+
+
+def repeat_folder(count: int) -> Path:
+    """The app folder `start_lsq_repeat` starts again and again: made, and
+    started once untimed, on first use; removed at exit."""
+    folder = _REPEAT_FOLDERS.get(count)
+    if folder is None:
+        folder = _REPEAT_FOLDERS[count] = workdir()
+        atexit.register(cleanup, folder)
+        script = write_service(folder)
+        lsq_manifest(folder, script, count)
+        stop_and_clean(_start_lsq_in(folder, "lsq"))
+    return folder
+
+
 def start_lsq(count: int) -> Running:
-    """`lsq up -d`, timed until it returns; then every port is polled."""
+    """`lsq up -d` in a new app folder (a first start: nothing in `.lsq/`),
+    timed until it returns; then every port is polled."""
     compile_lsq()
     folder = workdir()
     script = write_service(folder)
     lsq_manifest(folder, script, count)
+    run = _start_lsq_in(folder, "lsq-first")
+    run.folder = folder
+    return run
+
+
+def start_lsq_repeat(count: int) -> Running:
+    """`lsq up -d` again in the app folder of the last run, as a developer
+    starts an app day after day (`.lsq/` holds its manifest cache, ports and
+    state); otherwise as `start_lsq`."""
+    compile_lsq()
+    return _start_lsq_in(repeat_folder(count), "lsq")
+
+
+def _start_lsq_in(folder: Path, name: str) -> Running:
     t0 = time.monotonic()
     done = subprocess.run(
         [str(LSQ), "up", "-d"],
@@ -296,11 +328,11 @@ def start_lsq(count: int) -> Running:
     wait_healthy_sync([port for _, port in instances])
     confirmed = time.monotonic() - t0
     return Running(
-        "lsq",
+        name,
         [pid for pid, _ in instances],
         lambda: lsq_down(folder),
         manager_pids=[lsq_runtime_pid(folder)],
-        folder=folder,
+        folder=None,
         extra={"seconds": returned, "confirmed": confirmed},
     )
 

@@ -48,7 +48,7 @@ def lsq_parts(runtime: int) -> dict[str, int]:
         line = " ".join(kid.cmdline())
         if "lsq.runtime._guard" in line or line.endswith("lsq/runtime/_guard.py"):
             parts["lsq guard"] = kid.pid
-        elif "lsq.gateway" in line:
+        elif "lsq.gateway" in line or kid.name() == "lsq-gateway":
             parts[f"lsq gateway {len(parts) - 1}"] = kid.pid
     return parts
 

@@ -70,7 +70,8 @@ def lsq_round(count: int) -> tuple[dict[str, float], list[float]]:
     daemon = started(runtime)
     kids = psutil.Process(runtime).children()
     gateway = min(
-        started(k.pid) for k in kids if "lsq.gateway" in " ".join(k.cmdline())
+        started(k.pid) for k in kids
+        if "lsq.gateway" in " ".join(k.cmdline()) or k.name() == "lsq-gateway"
     )
     spawned = {
         i["id"]: started(int(i["pid"]))

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 def main(argv: list[str] | None = None) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    if argv is None and sys.argv[1:] == ["up", "-d"]:
+        from lsq.cli._early import up_detached
+
+        up_detached()  # from the manifest cache, if it can (lsq.cli._early)
     from lsq.cli._main import _register
     from lsq.cli._main import main as run
 

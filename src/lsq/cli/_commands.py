@@ -10,14 +10,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lsq._signals import STOP_SIGNALS
 
 from lsq.cli._main import Context, cli
-from lsq.errors import LsqError, RuntimeNotRunning, StartupFailed, UsageError
+from lsq.cli._report import follow_detached as _follow_detached
+from lsq.cli._report import print_table as _print_table
+from lsq.errors import LsqError, RuntimeNotRunning, UsageError
 from lsq.manifest import find_manifest
 
 if TYPE_CHECKING:
@@ -90,6 +93,18 @@ def _run_loop(coro):  # type: ignore[no-untyped-def]
     return uvloop.run(coro)
 
 
+def _run_runtime(coro: Coroutine[Any, Any, int]) -> int:
+    """Run a runtime's `serve`: its first gateway worker is forked before
+    the event loop starts (see `prefork_worker`)."""
+    from lsq.gateway._gateway import discard_preforked, prefork_worker
+
+    prefork_worker()
+    try:
+        return int(_run_loop(coro))
+    finally:
+        discard_preforked()
+
+
 # -- up -----------------------------------------------------------------------------
 
 
@@ -127,106 +142,26 @@ def up(ctx: Context, detach: bool, timeout: float | None, services: tuple[str, .
         sys.stderr.flush()
         os._exit(0)
     from lsq.control import serve
+    from lsq.manifest._cache import save
     from lsq.runtime import Printer
 
-    code = _run_loop(serve(app, services=list(services) or None, printer=Printer(sys.stdout)))
+    save(app, _state_dir(app))  # for a later `lsq up -d` (lsq.cli._early)
+    code = _run_runtime(serve(app, services=list(services) or None, printer=Printer(sys.stdout)))
     sys.exit(code)
 
 
 def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | None) -> None:
+    from lsq.cli._daemon import start_detached
+    from lsq.manifest._cache import save
+
     state = _state_dir(app)
     state.mkdir(parents=True, exist_ok=True)
-    from lsq.cli._daemon import fork_runtime
-
+    save(app, state)  # the next `lsq up -d` may start from it (lsq.cli._early)
     # The manifest is loaded and checked already: fork the runtime from here
     # rather than start a new interpreter that would import and parse again.
     # It reports start-up over a pipe, so nothing here polls.
-    try:
-        log_start = (state / "runtime.log").stat().st_size
-    except OSError:
-        log_start = 0
-    read_fd, write_fd = os.pipe()
-    try:
-        pid = fork_runtime(
-            app, list(services), state / "runtime.log", report_fd=write_fd
-        )
-    finally:
-        os.close(write_fd)
-    with open(read_fd, "rb") as pipe:
-        done = _follow_startup(pipe, timeout or 600)
-    if done is None:
-        _, code = os.waitpid(pid, 0)
-        status_code = os.waitstatus_to_exitcode(code)
-        if status_code < 0:
-            raise StartupFailed(
-                f"the runtime was killed by {_signal_name(-status_code)} during start-up"
-            )
-        if status_code == 0:
-            raise StartupFailed(
-                "the app was stopped (by `lsq down` or a signal) before it was up"
-            )
-        raise StartupFailed(
-            f"the runtime exited with code {status_code}: {_tail(state / 'runtime.log', log_start)}"
-        )
-    status = done["status"]
-    if done["done"] != "ready":
-        raise StartupFailed(
-            f"start-up failed: {done['reason']}. The runtime keeps running: "
-            "inspect with `lsq ps` and `lsq logs`, stop it with `lsq down`"
-        )
-    seconds = status["startup"].get("seconds", "?")
-    click.echo(f"lsq: {app.name} is up (runtime pid {pid}) in {seconds}s")
-    _print_table(status)
-    token = (state / "token").read_text().strip()
-    click.echo(f"dashboard: http://127.0.0.1:{done['port']}/?token={token}")
-    if status.get("ingress"):
-        click.echo(f"ingress:   {status['ingress']}")
-
-
-def _follow_startup(pipe: IO[bytes], timeout: float) -> dict[str, Any] | None:
-    """Echo the runtime's start-up events until it reports the outcome;
-    None if the runtime closed the pipe first (it exited)."""
-    import select
-
-    deadline = time.monotonic() + timeout
-    fd = pipe.fileno()
-    buffer = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise StartupFailed(
-                f"not up within {timeout:g}s; "
-                "inspect with `lsq ps`, stop with `lsq down`"
-            )
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return None
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            message = json.loads(line)
-            if "done" in message:
-                return dict(message)
-            event = message["event"]
-            if event["kind"] == "runtime" and event["message"].startswith("start-up failed"):
-                continue  # the error that follows says it
-            who = event["instance"] or event["service"] or "lsq"
-            click.echo(f"  {who}: {event['message']}")
-
-
-def _tail(path: Path, since: int = 0, lines: int = 3) -> str:
-    """The runtime's last notes from byte `since` on (this run's part of a log
-    that runs append to), without traceback lines (see the log for those)."""
-    try:
-        with path.open("rb") as log:
-            log.seek(since)
-            text = log.read().decode(errors="replace").strip().splitlines()
-    except OSError:
-        return "no output"
-    if not text:
-        return f"no output (log: {path})"
-    notes = [t for t in text if t.startswith(("lsq", "  lsq")) or "| " in t]
-    return " | ".join((notes or text)[-lines:]) + f" (full log: {path})"
+    pid, read_fd, log_start = start_detached(app, state, list(services))
+    _follow_detached(app.name, state, pid, read_fd, log_start, timeout)
 
 
 # -- down ---------------------------------------------------------------------------
@@ -291,68 +226,6 @@ def ps(ctx: Context, as_json: bool) -> None:
         click.echo(json.dumps(status, indent=2))
         return
     _print_table(status)  # type: ignore[arg-type]
-
-
-def _signal_name(number: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-class _Table:
-    """Plain aligned columns. `lsq ps` and `lsq up -d` print a table and exit;
-    a rich table would cost more to import than the whole command takes."""
-
-    def __init__(self, headers: tuple[str, ...]) -> None:
-        self.rows: list[tuple[str, ...]] = [headers]
-
-    def add_row(self, *cells: str) -> None:
-        self.rows.append(tuple(cells))
-
-    def render(self) -> str:
-        widths = [max(len(row[i]) for row in self.rows) for i in range(len(self.rows[0]))]
-        return "\n".join(
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in self.rows
-        )
-
-
-def _print_table(status: dict[str, object]) -> None:
-    table = _Table(("SERVICE", "STATE", "HEALTH", "ADDRESS", "INSTANCE", "PID", "PORT", "RESTARTS", "DETAIL"))
-    now = time.time()
-    for svc in status["services"]:  # type: ignore[attr-defined]
-        first = True
-        instances = svc["instances"] or [{}]
-        for inst in instances:
-            detail = str(inst.get("reason") or "")
-            if inst.get("next_retry"):
-                detail = f"next retry in {max(0, inst['next_retry'] - now):.1f}s; " + detail
-            if inst.get("ejected_until") and inst["ejected_until"] > now:
-                detail = f"ejected by the gateway for {inst['ejected_until'] - now:.0f}s; " + detail
-            if inst.get("last_exit") is not None and inst.get("state") in ("backoff", "failed", "exited"):
-                code = int(inst["last_exit"])
-                last = f"killed by {_signal_name(-code)}" if code < 0 else f"exit code {code}"
-                if last not in detail:
-                    detail = f"last {last}; " + detail
-            breaker = svc.get("breaker") or {}
-            state = svc["state"]
-            if breaker.get("state") not in (None, "closed"):
-                state += f" (circuit {breaker['state']})"
-            table.add_row(
-                svc["name"] if first else "",
-                state if first else "",
-                svc["health"] if first else "",
-                svc["address"] if first else "",
-                str(inst.get("id", "")),
-                str(inst.get("pid") or ""),
-                str(inst.get("port") or ""),
-                str(inst.get("restarts", "")),
-                detail.strip("; "),
-            )
-            first = False
-    click.echo(table.render())
 
 
 # -- logs ---------------------------------------------------------------------------

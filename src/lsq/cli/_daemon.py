@@ -13,19 +13,22 @@ the pipe closes without `done`, the runtime has exited.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsq.errors import LsqError
-from lsq.manifest import AppConfig
 
 if TYPE_CHECKING:
+    from lsq.manifest import AppConfig
     from lsq.runtime import Runtime
+
+# Light on purpose: `lsq up -d` starting from the manifest cache forks the
+# runtime from here before asyncio, click or the schema are imported.
 
 CRASH_LOOP_RESTARTS = 3
 """`lsq up -d` stops waiting once an instance has crashed this many times."""
@@ -101,7 +104,7 @@ class StartupReport:
         except BlockingIOError:
             if not self._writing:
                 self._writing = True
-                asyncio.get_running_loop().add_writer(self._fd, self._flush)
+                _loop().add_writer(self._fd, self._flush)
             return
         except OSError:  # the CLI is gone (EPIPE): nobody to tell
             self._pending.clear()
@@ -109,7 +112,7 @@ class StartupReport:
             return
         if self._writing:
             self._writing = False
-            asyncio.get_running_loop().remove_writer(self._fd)
+            _loop().remove_writer(self._fd)
         if self._closing:
             self._close()
 
@@ -122,21 +125,53 @@ class StartupReport:
         if self._fd is None:
             return
         if self._writing:
-            asyncio.get_running_loop().remove_writer(self._fd)
+            _loop().remove_writer(self._fd)
             self._writing = False
         os.close(self._fd)
         self._fd = None
 
 
+def _loop():  # type: ignore[no-untyped-def]
+    import asyncio
+
+    return asyncio.get_running_loop()
+
+
+def start_detached(
+    app: AppConfig | Callable[[], AppConfig], state: Path, services: list[str]
+) -> tuple[int, int, int]:
+    """Fork a detached runtime that reports start-up on a pipe.
+
+    Returns its pid, the pipe's read end and where this run's part of
+    `runtime.log` begins."""
+    state.mkdir(parents=True, exist_ok=True)
+    try:
+        log_start = (state / "runtime.log").stat().st_size
+    except OSError:
+        log_start = 0
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = fork_runtime(app, services, state / "runtime.log", report_fd=write_fd)
+    finally:
+        os.close(write_fd)
+    return pid, read_fd, log_start
+
+
 def fork_runtime(
-    app: AppConfig, services: list[str], log: Path, *, report_fd: int | None = None
+    app: AppConfig | Callable[[], AppConfig],
+    services: list[str],
+    log: Path,
+    *,
+    report_fd: int | None = None,
 ) -> int:
     """Fork a detached runtime for `app`; returns its pid in the parent.
 
     The child starts a new session, sends its output to `log`, runs the
     runtime until it is stopped, and never returns into the caller's code.
-    With `report_fd` (the write end of a pipe) the child reports start-up
-    on it (see `StartupReport`); the parent should close its copy.
+    `app` may be a function that makes the app, called in the child (the
+    manifest cache: the parent then never loads the schema). With
+    `report_fd` (the write end of a pipe) the child reports start-up on it
+    (see `StartupReport`); the parent should close its copy.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -151,7 +186,11 @@ def fork_runtime(
         os.dup2(null, 0)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
-        os.chdir(app.root)
+        os.chdir(log.parent.parent)  # the app's folder (log is in its .lsq/)
+        if callable(app):
+            print("lsq: lsq.yaml, its .env files and the environment are unchanged: "
+                  "starting from .lsq/manifest.cache", flush=True)
+            app = app()
         code = _serve(app, services, report_fd)
     except BaseException:  # the child must never unwind into the CLI
         traceback.print_exc()
@@ -162,7 +201,7 @@ def fork_runtime(
 
 
 def _serve(app: AppConfig, services: list[str], report_fd: int | None = None) -> int:
-    from lsq.cli._commands import _run_loop
+    from lsq.cli._commands import _run_runtime
     from lsq.control import serve
     from lsq.runtime import Printer
 
@@ -171,16 +210,16 @@ def _serve(app: AppConfig, services: list[str], report_fd: int | None = None) ->
             StartupReport(runtime, report_fd)
 
     try:
-        return int(_run_loop(serve(app, services=services or None,
-                                   printer=Printer(sys.stdout, notes_only=True),
-                                   on_start=report)))
+        return _run_runtime(serve(app, services=services or None,
+                                  printer=Printer(sys.stdout, notes_only=True),
+                                  on_start=report))
     except LsqError as exc:
         print(f"lsq: error: {exc}", flush=True)
         return exc.exit_code
 
 
 def main() -> None:
-    from lsq.cli._commands import _run_loop
+    from lsq.cli._commands import _run_runtime
     from lsq.control import serve
     from lsq.manifest import load
     from lsq.runtime import Printer
@@ -190,7 +229,8 @@ def main() -> None:
     services = [a for a in rest if not a.startswith("--override=")]
     try:
         app = load(Path(path), overrides=overrides)
-        code = _run_loop(serve(app, services=services or None, printer=Printer(sys.stdout, notes_only=True)))
+        code = _run_runtime(serve(app, services=services or None,
+                                  printer=Printer(sys.stdout, notes_only=True)))
     except LsqError as exc:
         print(f"lsq: error: {exc}", flush=True)
         sys.exit(exc.exit_code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from lsq._signals import STOP_SIGNALS
@@ -188,7 +188,7 @@ async def serve(
 
         # Start: services and the gateway's workers come up side by side.
         runtime.check_fixed_ports()
-        await asyncio.gather(runtime.start(services), runtime.start_gateway())
+        await asyncio.gather(runtime.start(services), _after_spawns(runtime.start_gateway()))
         flusher = loop.create_task(_flush_logs(runtime))
         await stop.wait()
         flusher.cancel()
@@ -217,6 +217,14 @@ async def serve(
             await server.close()
         await runtime.stop_gateway()
         runtime.close()
+
+
+async def _after_spawns(step: Awaitable[None]) -> None:
+    # The replicas' first starts go to the spawning threads before this
+    # step's own work (the gateway's table and workers): a start waits for
+    # nothing else, so each service gets its CPU as early as it can.
+    await asyncio.sleep(0)
+    await step
 
 
 def _mount_dashboard(api: ControlAPI, runtime: Runtime) -> Dashboard | None:

@@ -32,7 +32,7 @@ from lsq.deploy._history import ACTIVE_STATES, ReleaseStore
 from lsq.deploy._version import Identity, checkout, identify, remove_checkout, tree_state
 
 from lsq.errors import LsqError, UsageError
-from lsq.manifest import AppConfig, load
+from lsq.manifest import AppConfig
 from lsq.manifest._schema import Release as ReleaseSettings
 from lsq.registry import State
 from lsq.runtime._supervisor import Replica, Version
@@ -188,6 +188,8 @@ class ReleaseController:
             )
         if not sup.units[name].wanted or not sup.units[name].replicas:
             raise LsqError(f"service {name!r} is not running; start it with `lsq start {name}`")
+        from lsq.manifest import load  # the YAML parser only once a release needs it
+
         app = load(self.runtime.app.path)
         if name not in app.services or app.services[name].external is not None:
             raise UsageError(f"{app.path.name} has no service {name!r} that LSQ runs")

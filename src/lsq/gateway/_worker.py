@@ -411,7 +411,11 @@ async def serve(fd: int) -> None:
     reader, writer = await asyncio.open_unix_connection(
         sock=socket.socket(fileno=fd), limit=_CONTROL_LIMIT
     )
-    first = json.loads(await reader.readline())
+    line = await reader.readline()
+    if not line:  # a pre-forked worker that was not needed
+        writer.close()
+        return
+    first = json.loads(line)
     ctx = Context(loop, first["config"])
     ticker = loop.create_task(ctx.tick())
     try:

@@ -35,6 +35,9 @@ class AppConfig:
     origins: dict[str, Origin] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     overrides: tuple[Path, ...] = ()
+    sources: dict[str, str] = field(default_factory=dict)
+    """Every file the loader read (manifest, overrides, `.env` files): its
+    path and `source_digest` of its text, for the checked-manifest cache."""
 
     @property
     def root(self) -> Path:

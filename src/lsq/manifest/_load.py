@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from lsq.errors import ManifestError, Mark
+from lsq.manifest._cache import source_digest
 from lsq.manifest._config import AppConfig, Origin
 from lsq.manifest._dotenv import Dotenv, parse_dotenv
 from lsq.manifest._interpolate import (
@@ -106,7 +107,8 @@ def load(
     manifest = _resolve(manifest, envs)
     warnings = tuple(dict.fromkeys([*loader.warnings, *missing]))
     return AppConfig(
-        path, manifest, envs, dict(loader.origins), warnings, tuple(overrides)
+        path, manifest, envs, dict(loader.origins), warnings, tuple(overrides),
+        dict(loader.sources),
     )
 
 
@@ -117,6 +119,7 @@ class _Loader:
         self.environ = environ
         self.origins: dict[str, Origin] = {}
         self.warnings: list[str] = []
+        self.sources: dict[str, str] = {}  # each file read: path -> content digest
 
     def display(self, path: Path) -> str:
         try:
@@ -136,6 +139,7 @@ class _Loader:
             raise ManifestError(
                 f"{name}: cannot read: {exc}", fix="check the file"
             ) from exc
+        self.sources[str(path.resolve())] = source_digest(text)
         tree = parse(text, name, override=override)
         if tree is None or not isinstance(tree.value, dict):
             raise ManifestError(
@@ -258,6 +262,7 @@ class _Loader:
                 mark=node.mark if node else None,
                 fix="check the file",
             ) from exc
+        self.sources[str(file)] = source_digest(text)
         dotenv = parse_dotenv(text, self.display(file), lookup)
         self.warnings.extend(dotenv.warnings)
         return dotenv

@@ -22,6 +22,7 @@ _REAP_WAIT = 0.5  # seconds a killed health command's group may take to go
 class ProbeResult:
     ok: bool
     detail: str = ""
+    refused: bool = False  # nothing listens on the port (yet)
 
 
 async def probe(
@@ -82,9 +83,16 @@ async def _exchange(host: str, port: int, request: bytes) -> bytes:
     return await done
 
 
+def _refused(what: str, host: str, port: int) -> ProbeResult:
+    return ProbeResult(False, f"{what}: connection refused (nothing listens on {host}:{port} yet)",
+                       refused=True)
+
+
 async def _tcp(host: str, port: int) -> ProbeResult:
     try:
         await _exchange(host, port, b"")
+    except ConnectionRefusedError:
+        return _refused(f"tcp {host}:{port}", host, port)
     except OSError as exc:
         return ProbeResult(False, f"tcp {host}:{port}: {exc.strerror or exc}")
     return ProbeResult(True)
@@ -97,6 +105,8 @@ async def _http(host: str, port: int, path: str) -> ProbeResult:
     ).encode()
     try:
         line = await _exchange(host, port, request)
+    except ConnectionRefusedError:
+        return _refused(f"GET {path}", host, port)
     except OSError as exc:
         return ProbeResult(False, f"GET {path}: {exc.strerror or exc}")
     parts = line.split()

@@ -1,0 +1,143 @@
+"""The checked-manifest cache: `.lsq/manifest.cache`.
+
+`lsq up` writes the `AppConfig` it loaded there, and the next `lsq up -d`
+starts from it when nothing it was made from has changed: the same manifest
+and override files, the same `.env` files (compared by content), the same
+environment (interpolation reads it, and every service inherits it), the same
+Python and the same LSQ code. Loading a manifest costs the schema's import
+and the YAML parse, about 0.1 s of CPU, while the services it is about to
+start need every core; checking the cache costs a few file reads and hashes.
+
+The file is one JSON line (what to compare, readable without importing the
+schema) and a pickle of the `AppConfig`, which only the runtime loads.
+It is written with mode 0600, as it holds the services' environment. A
+manifest that loaded with warnings is not cached, so that they are shown on
+every `lsq up`. Only LSQ writes the file: it lives in the app's own `.lsq/`,
+which already holds the control API's token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lsq.manifest._config import AppConfig
+
+CACHE_NAME = "manifest.cache"
+_FORMAT = 1
+
+
+def _environ_digest() -> str:
+    items = sorted(os.environ.items())
+    return hashlib.sha256(
+        "\0".join(f"{k}={v}" for k, v in items).encode("utf-8", "surrogateescape")
+    ).hexdigest()
+
+
+def _code_stamp() -> str:
+    """Python's version and the size and time of each of the loader's files:
+    a changed LSQ never starts from an object an older one pickled."""
+    folder = Path(__file__).parent
+    files = [folder / n for n in sorted(os.listdir(folder)) if n.endswith(".py")]
+    parts = [sys.version, str(_FORMAT)]
+    for file in [*files, folder.parent / "errors.py"]:
+        st = os.stat(file)
+        parts.append(f"{file.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def source_digest(text: str) -> str:
+    """What the cache compares a manifest, override or `.env` file by."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _digest_of(path: str) -> str | None:
+    try:
+        return source_digest(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def save(app: AppConfig, state_dir: Path) -> None:
+    """Write `app` as the cache of its manifest, or remove a stale cache
+    when `app` had warnings. Never fails the caller: a cache that cannot
+    be written only means the next start loads the manifest again."""
+    import pickle
+
+    path = state_dir / CACHE_NAME
+    try:
+        if app.warnings or not app.sources:
+            path.unlink(missing_ok=True)
+            return
+        header = {
+            "code": _code_stamp(),
+            "environ": _environ_digest(),
+            "manifest": str(app.path),
+            "overrides": [str(p) for p in app.overrides],
+            "sources": app.sources,
+            "name": app.name,
+        }
+        data = json.dumps(header).encode() + b"\n" + pickle.dumps(app, pickle.HIGHEST_PROTOCOL)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(CACHE_NAME + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(tmp, path)
+    except (OSError, pickle.PicklingError, TypeError, ValueError):
+        return
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A cache entry that matches the files and environment of now."""
+
+    name: str
+    manifest: Path
+    payload: bytes
+
+    def app(self) -> AppConfig:
+        """The cached app; loaded from the manifest again if the pickle is
+        unreadable (it was checked to be current, so that is a damaged file)."""
+        import pickle
+
+        try:
+            app: AppConfig = pickle.loads(self.payload)
+        except Exception:  # any unpickling failure: fall back to the manifest
+            from lsq.manifest._load import load
+
+            return load(self.manifest)
+        return app
+
+
+def lookup(manifest: Path, state_dir: Path) -> Hit | None:
+    """The cached app of `manifest` (no override files) if still current."""
+    try:
+        with open(state_dir / CACHE_NAME, "rb") as file:
+            data = file.read()
+        line, _, payload = data.partition(b"\n")
+        header = json.loads(line)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(header, dict) or not payload:
+        return None
+    if (
+        header.get("manifest") != str(manifest)
+        or header.get("overrides") != []
+        or header.get("code") != _code_stamp()
+        or header.get("environ") != _environ_digest()
+    ):
+        return None
+    sources = header.get("sources")
+    if not isinstance(sources, dict) or str(manifest) not in sources:
+        return None
+    for path, digest in sources.items():
+        if _digest_of(path) != digest:
+            return None
+    return Hit(str(header.get("name", "")), manifest, payload)

@@ -1,0 +1,119 @@
+"""The checked-manifest cache (`.lsq/manifest.cache`): a hit only while every
+file the manifest was made from, and the environment, are as they were."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+from lsq.manifest import load
+from lsq.manifest._cache import CACHE_NAME, lookup, save
+
+Write = Callable[..., Path]
+
+MANIFEST = """
+    services:
+      api:
+        command: api
+        env_file: api.env
+        env:
+          GREETING: ${GREETING:-hello}
+"""
+
+
+@pytest.fixture
+def cached(write: Write, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An app whose manifest is written; each test loads and caches it itself
+    (pytest changes PYTEST_CURRENT_TEST, part of the environment, between a
+    fixture and its test). Returns the manifest."""
+    monkeypatch.delenv("GREETING", raising=False)
+    write("api.env", "TOKEN=one\n")
+    return write("lsq.yaml", MANIFEST)
+
+
+def cache(path: Path) -> Path:
+    save(load(path), path.parent / ".lsq")
+    return path.parent / ".lsq"
+
+
+def test_a_cached_app_comes_back_equal(cached: Path) -> None:
+    hit = lookup(cached, cache(cached))
+    assert hit is not None
+    app = hit.app()
+    assert app == load(cached)
+    assert app.env["api"] == {"TOKEN": "one", "GREETING": "hello"}
+    mode = stat.S_IMODE((cached.parent / ".lsq" / CACHE_NAME).stat().st_mode)
+    assert mode == 0o600  # it holds the services' environment
+
+
+def test_an_edited_manifest_misses(cached: Path, write: Write) -> None:
+    assert lookup(cached, cache(cached)) is not None
+    write("lsq.yaml", MANIFEST.replace("hello", "hi"))
+    assert lookup(cached, cached.parent / ".lsq") is None
+
+
+def test_an_edited_env_file_misses(cached: Path, write: Write) -> None:
+    assert lookup(cached, cache(cached)) is not None
+    write("api.env", "TOKEN=two\n")
+    assert lookup(cached, cached.parent / ".lsq") is None
+
+
+def test_a_removed_env_file_misses(cached: Path) -> None:
+    assert lookup(cached, cache(cached)) is not None
+    (cached.parent / "api.env").unlink()
+    assert lookup(cached, cached.parent / ".lsq") is None
+
+
+def test_a_changed_environment_misses(cached: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ${GREETING:-hello} would now interpolate otherwise, and every service
+    # inherits the environment as well.
+    assert lookup(cached, cache(cached)) is not None
+    monkeypatch.setenv("GREETING", "hey")
+    assert lookup(cached, cached.parent / ".lsq") is None
+    monkeypatch.delenv("GREETING")
+    assert lookup(cached, cached.parent / ".lsq") is not None
+
+
+def test_another_manifest_path_misses(cached: Path, write: Write) -> None:
+    cache(cached)
+    other = write("other/lsq.yaml", MANIFEST)
+    assert lookup(other, cached.parent / ".lsq") is None
+
+
+def test_an_app_with_warnings_is_not_cached(cached: Path, write: Write) -> None:
+    cache(cached)
+    path = write("lsq.yaml", MANIFEST.replace("${GREETING:-hello}", "${UNSET_VARIABLE_X}"))
+    app = load(path)
+    assert app.warnings
+    save(app, path.parent / ".lsq")
+    assert not (path.parent / ".lsq" / CACHE_NAME).exists()
+    assert lookup(path, path.parent / ".lsq") is None
+
+
+def test_overrides_are_never_served_from_the_cache(cached: Path, write: Write) -> None:
+    extra = write("more.yaml", "services:\n  api:\n    env:\n      MORE: '1'\n")
+    app = load(cached, overrides=[extra])
+    save(app, cached.parent / ".lsq")
+    assert lookup(cached, cached.parent / ".lsq") is None
+
+
+def test_a_damaged_payload_falls_back_to_the_manifest(cached: Path) -> None:
+    cache(cached)
+    file = cached.parent / ".lsq" / CACHE_NAME
+    header, _, payload = file.read_bytes().partition(b"\n")
+    file.write_bytes(header + b"\n" + payload[: len(payload) // 2])
+    hit = lookup(cached, cached.parent / ".lsq")
+    assert hit is not None
+    assert hit.app() == load(cached)
+
+
+def test_a_damaged_header_misses(cached: Path) -> None:
+    cache(cached)
+    assert lookup(cached, cached.parent / ".lsq") is not None
+    file = cached.parent / ".lsq" / CACHE_NAME
+    file.write_bytes(b"{not json\n" + file.read_bytes())
+    assert lookup(cached, cached.parent / ".lsq") is None

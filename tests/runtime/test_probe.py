@@ -1,0 +1,52 @@
+"""Health probes against real sockets: a port nobody listens on is told apart
+(the supervisor then looks again in 20 ms), from one that answers unhealthy."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+from rthelpers import free_port
+
+from lsq.manifest import Health
+from lsq.runtime._health import probe
+
+
+async def _answer(status: int) -> tuple[asyncio.AbstractServer, int]:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = await asyncio.start_server(reply, sock=sock)
+    return server, sock.getsockname()[1]
+
+
+async def _probe(check: Health, port: int) -> tuple[bool, bool, str]:
+    result = await probe(check, host="127.0.0.1", port=port, cwd=Path("."), env={})
+    return result.ok, result.refused, result.detail
+
+
+@pytest.mark.parametrize("check", [Health(http="/"), Health(tcp=True)])
+def test_a_port_nobody_listens_on_is_refused(check: Health) -> None:
+    ok, refused, detail = asyncio.run(_probe(check, free_port()))
+    assert (ok, refused) == (False, True)
+    assert "refused" in detail.lower()
+
+
+def test_an_unhealthy_answer_is_not_refused() -> None:
+    async def run() -> tuple[tuple[bool, bool, str], tuple[bool, bool, str]]:
+        bad, bad_port = await _answer(503)
+        good, good_port = await _answer(200)
+        async with bad, good:
+            return await _probe(Health(http="/"), bad_port), await _probe(Health(http="/"), good_port)
+
+    (ok, refused, detail), healthy = asyncio.run(run())
+    assert (ok, refused) == (False, False)
+    assert "503" in detail
+    assert healthy[:2] == (True, False)
