@@ -14,6 +14,7 @@ from gateway_helpers import (
     Client,
     Seen,
     async_test,
+    echo,
     get,
     running_gateway,
     table,
@@ -38,9 +39,18 @@ def _svc(backends: list[dict[str, Any]], **policy: Any) -> dict[str, Any]:
 _NO_EJECT = {"consecutive_failures": 1000}
 
 
+async def _slow_echo(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(0.005)
+    await echo(seen, writer)
+
+
 @async_test(timeout=40)
 async def test_b42_failing_replica_is_ejected_and_the_healthy_one_keeps_serving() -> None:
-    good = await Backend().start()
+    # The healthy replica answers 5 ms slower: the balancer (lower latency
+    # wins) then keeps sending to the failing one until it is ejected,
+    # rather than leaving it alone after one failure, as it did when the
+    # first answers' timing happened to favour the healthy one.
+    good = await Backend(_slow_echo).start()
     bad = await Backend(_status(500)).start()
     tbl = _svc([good.entry("web-1"), bad.entry("web-2")])
     async with running_gateway(tbl) as gw:

@@ -117,3 +117,45 @@ def test_a_damaged_header_misses(cached: Path) -> None:
     file = cached.parent / ".lsq" / CACHE_NAME
     file.write_bytes(b"{not json\n" + file.read_bytes())
     assert lookup(cached, cached.parent / ".lsq") is None
+
+
+RICH = """
+    services:
+      api:
+        command: [api, --port, "${PORT}"]
+        env: {A: "1"}
+        replicas: 2
+        health: {http: /health, interval: 2s, timeout: 500ms}
+        depends_on: {db: healthy}
+        restart: {policy: always, backoff: 0.5s, max_restarts: 5}
+        routes:
+          - prefix: /api
+            strip: true
+            policy: {timeout: 2s, retries: {attempts: 3}}
+        policy:
+          timeout: 3s
+          retries: {attempts: 2, budget_per_s: 10}
+          breaker: {}
+        release: {strategy: canary, steps: [10, 50, 100]}
+      db:
+        command: db
+        data: sqlite
+        health: {tcp: true}
+      pay:
+        external: http://127.0.0.1:9/
+"""
+
+
+def test_plain_gives_what_model_dump_gives(write: Write) -> None:
+    # Release versions are identified by a hash of `plain(service)`, which
+    # older runtimes computed with model_dump(mode="json"): both must agree.
+    from lsq.manifest._schema import plain
+
+    app = load(write("lsq.yaml", RICH))
+    for svc in app.services.values():
+        assert plain(svc, exclude=frozenset({"release"})) == svc.model_dump(
+            mode="json", exclude={"release"}
+        )
+        for policy in [svc.policy, *(r.policy for r in svc.routes)]:
+            if policy is not None:
+                assert plain(policy, exclude_none=True) == policy.model_dump(exclude_none=True)

@@ -4,9 +4,12 @@ the runtime, and one that dies is replaced by a new interpreter."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import urllib.request
+from pathlib import Path
 
 import psutil
 from rthelpers import PY, App, assert_all_gone, wait_for
@@ -181,3 +184,113 @@ def _is_worker(proc: psutil.Process) -> bool:
         return proc.name() == "lsq-gateway" or "lsq.gateway._worker" in " ".join(proc.cmdline())
     except psutil.Error:
         return False
+
+
+COUNTED = """
+import http.server, os
+with open("starts.log", "a") as f:
+    f.write(os.environ["LSQ_INSTANCE"] + " " + os.environ["PORT"] + "\\n")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def _counted_app(app: App) -> None:
+    app.write("web.py", COUNTED)
+    app.manifest(f"""
+        services:
+          web:
+            command: [{PY}, web.py]
+            replicas: 2
+            health: {{http: /}}
+          after:
+            command: [{PY}, web.py]
+            depends_on: [web]
+            health: {{http: /}}
+    """)
+
+
+def _starts(app: App) -> list[str]:
+    path = app.root / "starts.log"
+    return path.read_text().split("\n")[:-1] if path.exists() else []
+
+
+def _blocked(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(text.split("SigBlk:")[1].split()[0], 16)
+
+
+def _live_pids(app: App) -> dict[str, int]:
+    return {
+        str(i["id"]): int(i["pid"])
+        for s in app.ps()["services"]  # type: ignore[attr-defined]
+        for i in s["instances"]
+    }
+
+
+def test_a_warm_start_starts_each_replica_once_before_the_runtime_loads(app: App) -> None:
+    _counted_app(app)
+    _up(app)
+    _restart(app)
+    (app.root / "starts.log").unlink()
+    _up(app)
+    assert "(2 replicas started early)" in _log(app)  # web's; `after` waits for web
+    starts = _starts(app)
+    assert sorted(s.split()[0] for s in starts) == ["after-0", "web-0", "web-1"]
+    ports = {s.split()[0]: int(s.split()[1]) for s in starts}
+    web = app.service("web")
+    assert {i["id"]: i["port"] for i in web["instances"]} == {  # type: ignore[attr-defined]
+        "web-0": ports["web-0"], "web-1": ports["web-1"]}
+    runtime = app.track_runtime()
+    assert runtime is not None
+    procs = [psutil.Process(pid) for pid in _live_pids(app).values()]
+    for proc in procs:  # no stop signal blocked: `lsq down` ends them at once
+        assert _blocked(proc.pid) & ((1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1))) == 0
+    assert app.lsq("down", "--timeout", "5").returncode == 0
+    assert_all_gone([runtime, *procs], timeout=1)
+
+
+def test_an_early_start_that_no_longer_matches_is_replaced(app: App) -> None:
+    _counted_app(app)
+    _up(app)
+    _restart(app)
+    (app.root / "starts.log").unlink()
+    plan = app.state_dir() / "launch.json"
+    data = json.loads(plan.read_text())
+    for entry in data["starts"]:
+        if entry["id"] == "web-1":
+            entry["env"]["STALE"] = "1"  # not what web-1 would get now
+    plan.write_text(json.dumps(data))
+    _up(app)
+    assert "its early start did not match" in app.lsq("logs").stdout + _log(app)
+    names = sorted(s.split()[0] for s in _starts(app))
+    assert names == ["after-0", "web-0", "web-1", "web-1"]  # the stale one, then anew
+    pids = _live_pids(app)
+    assert all(psutil.pid_exists(p) for p in pids.values())
+    environ = psutil.Process(pids["web-1"]).environ()
+    assert "STALE" not in environ
+    # The stale process is gone, not left running beside the new one.
+    web_procs = [p for p in psutil.process_iter(["cmdline", "cwd"])
+                 if p.info["cwd"] == str(app.root) and "web.py" in " ".join(p.info["cmdline"] or [])]
+    assert sorted(p.pid for p in web_procs) == sorted(pids.values())
+
+
+def test_no_early_start_when_the_control_port_is_taken(app: App) -> None:
+    _counted_app(app)
+    _up(app)
+    _restart(app)
+    port = json.loads((app.state_dir() / "launch.json").read_text())["control_port"]
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        _up(app)
+        assert "(0 replicas started early)" in _log(app)
+        assert app.service("web")["health"] == "healthy"

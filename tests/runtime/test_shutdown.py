@@ -449,7 +449,7 @@ def test_a_lock_probe_does_not_make_a_starting_runtime_give_up(tmp_path) -> None
     # "already running".
     import threading
 
-    from lsq.runtime._runtime import AppLock
+    from lsq.runtime._lock import AppLock
 
     fd = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)

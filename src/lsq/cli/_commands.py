@@ -10,14 +10,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from lsq._signals import STOP_SIGNALS
 
 from lsq.cli._main import Context, cli
+from lsq.cli._daemon import run_runtime as _run_runtime
 from lsq.cli._report import follow_detached as _follow_detached
 from lsq.cli._report import print_table as _print_table
 from lsq.errors import LsqError, RuntimeNotRunning, UsageError
@@ -79,30 +79,6 @@ def _check_names(app: AppConfig, names: tuple[str, ...]) -> None:
             raise UsageError(
                 f"no service {name!r} in {app.path.name}; known: {', '.join(app.services) or 'none'}"
             )
-
-
-def _run_loop(coro):  # type: ignore[no-untyped-def]
-    import asyncio
-
-    # Only the import may fall back: an ImportError raised while the
-    # coroutine runs must surface, not start the spent coroutine again.
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
-def _run_runtime(coro: Coroutine[Any, Any, int]) -> int:
-    """Run a runtime's `serve`: its first gateway worker is forked before
-    the event loop starts (see `prefork_worker`)."""
-    from lsq.gateway._gateway import discard_preforked, prefork_worker
-
-    prefork_worker()
-    try:
-        return int(_run_loop(coro))
-    finally:
-        discard_preforked()
 
 
 # -- up -----------------------------------------------------------------------------

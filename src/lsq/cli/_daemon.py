@@ -17,9 +17,9 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsq.errors import LsqError
 
@@ -131,6 +131,33 @@ class StartupReport:
         self._fd = None
 
 
+def run_loop(coro):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    # Only the import may fall back: an ImportError raised while the
+    # coroutine runs must surface, not start the spent coroutine again.
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def run_runtime(coro: Coroutine[Any, Any, int]) -> int:
+    """Run a runtime's `serve`: its first gateway worker is forked before
+    the event loop starts (see `prefork_worker`)."""
+    from lsq.gateway._gateway import discard_preforked, prefork_worker
+    from lsq.runtime import _warm
+
+    # No fork while a spawning thread may be inside Popen (lsq.runtime._warm).
+    if _warm.settle(timeout=2.0):
+        prefork_worker()
+    try:
+        return int(run_loop(coro))
+    finally:
+        discard_preforked()
+
+
 def _loop():  # type: ignore[no-untyped-def]
     import asyncio
 
@@ -188,8 +215,21 @@ def fork_runtime(
         os.dup2(fd, 2)
         os.chdir(log.parent.parent)  # the app's folder (log is in its .lsq/)
         if callable(app):
+            import signal
+
+            from lsq._signals import STOP_SIGNALS
+            from lsq.runtime import _warm
+
+            # `lsq up -d` from the cache forked before the CLI let go of the
+            # stop signals: unblocked before any start, as services inherit
+            # the mask (a service blind to SIGTERM waits out stop_timeout).
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+            _warm.begin(log.parent)
+            early = len(_warm.early.starts) if _warm.early else 0
             print("lsq: lsq.yaml, its .env files and the environment are unchanged: "
-                  "starting from .lsq/manifest.cache", flush=True)
+                  f"starting from .lsq/manifest.cache ({early} replicas started early)",
+                  flush=True)
             app = app()
         code = _serve(app, services, report_fd)
     except BaseException:  # the child must never unwind into the CLI
@@ -201,7 +241,6 @@ def fork_runtime(
 
 
 def _serve(app: AppConfig, services: list[str], report_fd: int | None = None) -> int:
-    from lsq.cli._commands import _run_runtime
     from lsq.control import serve
     from lsq.runtime import Printer
 
@@ -210,7 +249,7 @@ def _serve(app: AppConfig, services: list[str], report_fd: int | None = None) ->
             StartupReport(runtime, report_fd)
 
     try:
-        return _run_runtime(serve(app, services=services or None,
+        return run_runtime(serve(app, services=services or None,
                                   printer=Printer(sys.stdout, notes_only=True),
                                   on_start=report))
     except LsqError as exc:
@@ -219,7 +258,6 @@ def _serve(app: AppConfig, services: list[str], report_fd: int | None = None) ->
 
 
 def main() -> None:
-    from lsq.cli._commands import _run_runtime
     from lsq.control import serve
     from lsq.manifest import load
     from lsq.runtime import Printer
@@ -229,7 +267,7 @@ def main() -> None:
     services = [a for a in rest if not a.startswith("--override=")]
     try:
         app = load(Path(path), overrides=overrides)
-        code = _run_runtime(serve(app, services=services or None,
+        code = run_runtime(serve(app, services=services or None,
                                   printer=Printer(sys.stdout, notes_only=True)))
     except LsqError as exc:
         print(f"lsq: error: {exc}", flush=True)

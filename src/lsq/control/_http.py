@@ -156,15 +156,18 @@ class HttpServer:
         self._server: asyncio.base_events.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, *, sock: socket.socket | None = None) -> int:
+        """Listen on host:port, or on `sock`, bound and listening already."""
         # The listening socket is made here: given a host, the loop would
         # resolve even "127.0.0.1" on a thread pool (uvloop starts four
         # threads for it), which the runtime would then keep for its life.
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        try:
+        if sock is None:
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(100)
+        try:
+            if sock.getsockname()[1] == 0:
+                sock.bind((host, port))
+                sock.listen(100)
             sock.setblocking(False)
             self._server = await asyncio.start_server(
                 self._serve, sock=sock, limit=MAX_HEAD

@@ -177,7 +177,8 @@ async def serve(
         _mount_chaos(api, runtime)
         _mount_deploy(api, runtime)
         server = HttpServer(api)
-        port = await server.start("127.0.0.1", 0)
+        early = runtime._early
+        port = await server.start("127.0.0.1", 0, sock=early.control if early else None)
         api.guard = Guard(new_token(runtime.dir / "token"), port)
         dashboard = _mount_dashboard(api, runtime)
         runtime.write_info(port)

@@ -76,7 +76,10 @@ class Dashboard:
     def __init__(self, api: ControlAPI, runtime: Runtime) -> None:
         self.api = api
         self.runtime = runtime
-        self.otlp_secret = secrets.token_urlsafe(24)
+        # Kept from the last start when services started early (lsq.runtime._warm)
+        # were given the endpoint it names.
+        self.otlp_secret = runtime.otlp_secret or secrets.token_urlsafe(24)
+        runtime.otlp_secret = self.otlp_secret
         self.logs = LogRing()
         for record in stored_tail(runtime.dir / "logs"):
             self.logs.add(record)

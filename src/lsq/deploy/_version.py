@@ -13,6 +13,7 @@ from typing import Any
 
 from lsq.errors import UsageError
 from lsq.manifest import AppConfig
+from lsq.manifest._schema import plain
 
 GIT_TIMEOUT = 60.0
 
@@ -43,7 +44,7 @@ class Identity:
 def entry_hash(app: AppConfig, service: str) -> str:
     """A hash of the service's entry and its resolved env (values not shown)."""
     data = {
-        "service": app.services[service].model_dump(mode="json", exclude={"release"}),
+        "service": plain(app.services[service], exclude=frozenset({"release"})),
         "env": app.env.get(service, {}),
     }
     text = json.dumps(data, sort_keys=True)

@@ -190,7 +190,9 @@ def _dump(policy: Any) -> dict[str, Any]:
     if policy is None:
         return {}
     if hasattr(policy, "model_dump"):
-        return dict(policy.model_dump(exclude_none=True))
+        from lsq.manifest._schema import plain
+
+        return plain(policy, exclude_none=True)
     return dict(policy)
 
 

@@ -47,7 +47,36 @@ SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGK
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The validators and serializers are built on first use, not at import:
+    # `lsq up -d` from the manifest cache (lsq.manifest._cache) unpickles
+    # validated objects and, with `plain`, never needs them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+def plain(model: BaseModel, *, exclude: frozenset[str] = frozenset(),
+          exclude_none: bool = False) -> dict[str, object]:
+    """A model's fields as plain data, as `model_dump()` gives them for these
+    models (strings, numbers, lists, dicts and nested models), without
+    building pydantic's serializer."""
+    out: dict[str, object] = {}
+    for name in type(model).model_fields:
+        if name in exclude:
+            continue
+        value = _plain_value(getattr(model, name), exclude_none)
+        if value is None and exclude_none:
+            continue
+        out[name] = value
+    return out
+
+
+def _plain_value(value: object, exclude_none: bool) -> object:
+    if isinstance(value, BaseModel):
+        return plain(value, exclude_none=exclude_none)
+    if isinstance(value, dict):
+        return {k: _plain_value(v, exclude_none) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(v, exclude_none) for v in value]
+    return value
 
 
 class Health(_Model):

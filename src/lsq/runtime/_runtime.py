@@ -9,26 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from lsq.errors import GatewayError, LsqError, RuntimeAlreadyRunning
+from lsq.errors import GatewayError, LsqError
 from lsq.gateway import Gateway
 from lsq.manifest import AppConfig
 from lsq.registry import MemoryRegistry
-from lsq.runtime import _data
+from lsq.runtime import _data, _warm
 from lsq.runtime._info import state_dir_for
 from lsq.runtime._logs import LogHub, Printer
 from lsq.runtime._ports import StablePorts, port_in_use, who_listens
 from lsq.runtime._routing import GatewayFeed
-from lsq.runtime._spawn import ExitWatch, group_alive, signal_group, stop_spawning
+from lsq.runtime._lock import AppLock, GuardProcess, become_subreaper
+from lsq.runtime._spawn import group_alive, signal_group, stop_spawning
 from lsq.runtime._state import StateStore
 from lsq.runtime._supervisor import Addresses, Supervisor, describe_exit
 
@@ -50,106 +47,6 @@ def _ours(pgid: int, since: float) -> bool:
         )
     except (psutil.Error, OSError):
         return False
-
-
-_LOCK_TRIES = 20
-
-
-class AppLock:
-    """An flock on `.lsq/lock`: the kernel drops it when the runtime dies,
-    so a lock left by a dead runtime is never mistaken for a live one."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self._path = state_dir / "lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        # `lsq down` and `lsq ps` test the lock by taking it for an instant;
-        # only a lock still held after a few tries is a live runtime's.
-        for attempt in range(_LOCK_TRIES):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if attempt < _LOCK_TRIES - 1:
-                    time.sleep(0.01)
-        else:
-            os.close(fd)
-            raise RuntimeAlreadyRunning(
-                f"a runtime is already running for this app ({self._path.parent}); "
-                "use `lsq ps` to see it or `lsq down` to stop it"
-            ) from None
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-_PR_SET_CHILD_SUBREAPER = 36
-
-
-def become_subreaper() -> None:
-    """prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants become our children."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-class GuardProcess:
-    """The guard child (see `lsq.runtime._guard`), fed over its stdin.
-
-    `on_exit` is called if the guard ends while it is still wanted (killed
-    by someone), so that the runtime can start another one.
-    """
-
-    def __init__(self, on_exit: Callable[[int], None] | None = None) -> None:
-        # Run as a plain file (-I -S: no site, no lsq package) so that the
-        # guard costs a bare interpreter's memory, not the runtime's imports.
-        self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(Path(__file__).with_name("_guard.py"))],
-            stdin=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-        )
-        assert self._proc.stdin is not None
-        self._pipe: IO[bytes] = self._proc.stdin
-        self._watch: ExitWatch | None = None
-        if on_exit is not None:
-            self._watch = ExitWatch(self._proc, asyncio.get_running_loop(), on_exit)
-
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
-    def send(self, op: str, pgid: int) -> None:
-        try:
-            self._pipe.write(f"{op}{pgid}\n".encode())
-            self._pipe.flush()
-        except (BrokenPipeError, ValueError):
-            pass
-
-    def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-        try:
-            self._pipe.write(b"exit\n")
-            self._pipe.close()
-        except (BrokenPipeError, ValueError):
-            pass
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
 
 
 def check_ingress(app: AppConfig) -> None:
@@ -176,7 +73,10 @@ class Runtime:
         self.started = time.time()
         self.startup: dict[str, object] = {"state": "starting", "reason": ""}
         self.selected: list[str] = []
-        self._lock = AppLock(self.dir)
+        # What `lsq up -d` from the manifest cache took before loading (_warm).
+        self._early = _warm.early
+        self._lock = self._early.lock if self._early is not None else AppLock(self.dir)
+        self.otlp_secret: str | None = self._early.otlp_secret if self._early else None
         self._listeners: list[EventListener] = []
         self._data_env: dict[str, dict[str, str]] = {}
         self.store: StateStore | None = None
@@ -269,7 +169,11 @@ class Runtime:
 
     def build(self) -> Supervisor:
         addresses = self.addresses()
-        self.guard = GuardProcess(self._guard_ended)
+        if self._early is not None:
+            self.guard = self._early.guard
+            self.guard.watch(self._guard_ended)
+        else:
+            self.guard = GuardProcess(self._guard_ended)
         assert self.hub is not None
         self.sup = Supervisor(
             self.app,
@@ -458,7 +362,11 @@ class Runtime:
         reason = await self.sup.wait_ready(self.selected, timeout)
         # The app is up only once the gateway serves every stable address.
         await self.gateway_up.wait()
+        unclaimed = _warm.discard()
+        if unclaimed:
+            self.printer.note(f"ended {unclaimed} early start(s) no replica took")
         if reason is None:
+            _warm.record(self)
             self.startup = {"state": "ready", "reason": "", "seconds": round(time.time() - self.started, 3)}
             self.event("runtime", f"all {len(self.selected)} services are up")
             for name in self.selected:

@@ -23,7 +23,18 @@ from lsq.manifest import AppConfig, Service, env_name
 from lsq.registry import Instance, MemoryRegistry, State
 from lsq.runtime._health import ProbeResult, probe
 from lsq.runtime._ports import REPLICA_RANGE, port_in_use, stable_candidate, who_listens
-from lsq.runtime._spawn import Child, group_alive, group_gone, signal_group, signal_number, spawn
+from lsq.runtime import _warm
+from lsq.runtime._spawn import (
+    Child,
+    adopt,
+    argv_for,
+    expand_instance_vars,
+    group_alive,
+    group_gone,
+    signal_group,
+    signal_number,
+    spawn,
+)
 
 EventSink = Callable[[str, str, str, str], None]
 """(kind, message, service, instance) for every event."""
@@ -178,6 +189,8 @@ class Replica:
         self._wake = asyncio.Event()
         self._crashes = 0
         self._last_stderr = ""
+        # What the last start ran: command, folder, environment (lsq.runtime._warm).
+        self.launched: tuple[str | list[str], Path, dict[str, str]] | None = None
 
     @property
     def id(self) -> str:
@@ -244,23 +257,43 @@ class Replica:
     async def _run_once(self) -> int | None:
         """Spawn, watch health, and return the exit code (None: do not restart)."""
         svc = self.service
-        port = self.sup.addresses.replica_port(self.unit.name, self.instance.index, self.sup.taken_ports())
-        self.instance.port = port
-        if port_in_use(port):
-            who = who_listens(port)
-            return self._spawn_failed(f"port {port} is in use{' by ' + who if who else ''}")
-        env = self.env(port)
         self._last_stderr = ""
+        early = _warm.claim(self.id)
+        if early is not None:
+            env = self.env(early.port)
+            argv = argv_for(svc.command or "")
+            if not isinstance(svc.command, str):
+                argv = expand_instance_vars(argv, env)
+            if early.matches(argv, self.cwd, env):
+                self.instance.port = early.port
+            else:
+                # Not what this replica would start now: end it, start anew.
+                early.abandon()
+                self.sup.event("runtime", "its early start did not match; starting it anew",
+                               self.unit.name, self.id)
+                early = None
+        if early is None:
+            port = self.sup.addresses.replica_port(self.unit.name, self.instance.index, self.sup.taken_ports())
+            self.instance.port = port
+            if port_in_use(port):
+                who = who_listens(port)
+                return self._spawn_failed(f"port {port} is in use{' by ' + who if who else ''}")
+            env = self.env(port)
         try:
-            self.child = await spawn(
-                svc.command or "", cwd=self.cwd, env=env, sink=self._line,
-                guard=self.sup.guard_send,
-            )
+            if early is not None:
+                self.child = await adopt(early.start, early.future, sink=self._line)
+            else:
+                self.child = await spawn(
+                    svc.command or "", cwd=self.cwd, env=env, sink=self._line,
+                    guard=self.sup.guard_send,
+                )
         except OSError as exc:
             cwd = self.cwd
             self._set(State.FAILED, cannot_run(svc.command or "", cwd, exc), pid=None, next_retry=None)
             return None
         child = self.child
+        assert child is not None
+        self.launched = (svc.command or "", self.cwd, env)
         self.sup.guard_add(child.pid)
         started = time.monotonic()
         self._set(State.STARTING, "", pid=child.pid, started_at=time.time(), next_retry=None)
@@ -652,7 +685,7 @@ class Supervisor:
         self._guard("-", pgid)
 
     def taken_ports(self) -> set[int]:
-        return {
+        return _warm.pending_ports() | {
             r.instance.port
             for u in self.units.values()
             for r in u.replicas + u.candidates

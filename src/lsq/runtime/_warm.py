@@ -1,0 +1,260 @@
+"""Warm start: on `lsq up -d` from the manifest cache, the services that
+started at once last time are started again before the runtime has loaded.
+
+Once start-up is ready, the runtime writes `.lsq/launch.json` (mode 0600):
+for each replica that waited for nothing (no `depends_on`, no data store to
+provision beyond an SQLite file), the command, folder and environment it
+started with, and the control port and OTLP secret that environment named.
+It is tied to the manifest cache's header, which says what the app was made
+from (files by content, the environment, LSQ's code).
+
+The next `lsq up -d` that finds the cache current forks the runtime, which,
+before it imports the schema, asyncio or anything else, takes the app lock,
+starts the guard, binds the same control port and starts those replicas on
+fresh private ports (`begin`). The runtime then loads as always. When a
+replica comes to start, it `claim`s its early start, which it keeps only if
+the command, folder and environment are exactly what it would use now;
+otherwise that process is killed and the replica starts as usual. Starts
+nobody claims are ended once start-up is over, or at shut-down. So a stale
+plan costs time, never a service started wrongly for good.
+
+About 0.1 s of the runtime's start (the schema, the runtime's own modules,
+its set-up) then overlaps the services' own start instead of preceding it.
+An early start's output waits in its pipe (64 KiB) until it is claimed,
+a fraction of a second later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import socket
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsq.runtime._lock import AppLock, GuardProcess, become_subreaper
+from lsq.runtime._ports import REPLICA_RANGE, stable_candidate
+from lsq.runtime._start import _spawner, _Start, argv_for, expand_instance_vars
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from lsq.runtime._runtime import Runtime
+
+PLAN_NAME = "launch.json"
+CACHE_NAME = "manifest.cache"  # lsq.manifest._cache.CACHE_NAME, not imported here
+
+
+@dataclass
+class EarlyStart:
+    """One replica started before the runtime loaded."""
+
+    id: str
+    port: int
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+    start: _Start
+    future: Future[tuple[subprocess.Popen[bytes], int, int]]
+
+    def matches(self, argv: list[str], cwd: Path, env: dict[str, str]) -> bool:
+        return self.argv == argv and self.cwd == cwd and self.env == env
+
+    def abandon(self) -> None:
+        self.start.abandon()
+
+
+@dataclass
+class Early:
+    """What `begin` took and started, until the runtime adopts it."""
+
+    lock: AppLock
+    guard: GuardProcess
+    control: socket.socket | None = None
+    otlp_secret: str | None = None
+    starts: dict[str, EarlyStart] = field(default_factory=dict)
+
+
+early: Early | None = None
+"""Set by `begin` in a runtime forked from the manifest cache."""
+
+
+def cache_digest(state: Path) -> str | None:
+    """The digest of the manifest cache's header, which the plan is tied to."""
+    try:
+        with open(state / CACHE_NAME, "rb") as file:
+            line = file.readline()
+    except OSError:
+        return None
+    return hashlib.sha256(line).hexdigest() if line.endswith(b"\n") else None
+
+
+def begin(state: Path) -> None:
+    """Take the lock and the guard, and start the plan's replicas, if the
+    plan belongs to the current manifest cache. Does nothing otherwise (or
+    if the lock is held: the usual start then reports it)."""
+    global early
+    try:
+        plan = json.loads((state / PLAN_NAME).read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(plan, dict) or plan.get("cache") != cache_digest(state):
+        return
+    lock = AppLock(state)
+    try:
+        lock.acquire()
+    except Exception:  # held by a runtime already running: not ours to report
+        return
+    become_subreaper()
+    found = Early(lock, GuardProcess())
+    early = found
+    control = _bind(int(plan.get("control_port", 0)))
+    if control is None:  # the environment named that port: nothing would match
+        return
+    found.control = control
+    found.otlp_secret = plan.get("otlp_secret")
+    taken = _stable_ports(state) | {control.getsockname()[1]}
+    for entry in plan.get("starts", []):
+        if not all(os.path.isdir(p) for p in entry.get("needs", [])):
+            continue
+        port = stable_candidate(taken, REPLICA_RANGE)
+        taken.add(port)
+        env = dict(os.environ)
+        env.update(entry["env"])
+        env["PORT"] = str(port)
+        command = entry["command"]
+        argv = argv_for(command)
+        if not isinstance(command, str):
+            argv = expand_instance_vars(argv, env)
+        cwd = Path(entry["cwd"])
+        start = _Start(argv, cwd, env, found.guard.send)
+        future = _spawner().submit(start.run)
+        found.starts[entry["id"]] = EarlyStart(entry["id"], port, argv, cwd, env, start, future)
+
+
+def _bind(port: int) -> socket.socket | None:
+    if not port:
+        return None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(100)
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def _stable_ports(state: Path) -> set[int]:
+    try:
+        ports = json.loads((state / "ports.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return {p for p in ports.values() if isinstance(p, int)}
+
+
+def settle(timeout: float) -> bool:
+    """Wait until every early start has left its thread; False on timeout."""
+    if early is None or not early.starts:
+        return True
+    from concurrent.futures import wait
+
+    _, pending = wait([s.future for s in early.starts.values()], timeout=timeout)
+    return not pending
+
+
+def claim(instance_id: str) -> EarlyStart | None:
+    """The early start of this replica, once."""
+    if early is None:
+        return None
+    return early.starts.pop(instance_id, None)
+
+
+def pending_ports() -> set[int]:
+    """Ports of early starts nobody has claimed yet (no one else may take them)."""
+    if early is None:
+        return set()
+    return {s.port for s in early.starts.values()}
+
+
+def discard() -> int:
+    """End the early starts nobody claimed; how many there were."""
+    if early is None:
+        return 0
+    left = list(early.starts.values())
+    early.starts.clear()
+    for start in left:
+        start.abandon()
+    return len(left)
+
+
+def record(runtime: Runtime) -> None:
+    """Write the plan for the next start from the manifest cache (see above)."""
+    state = runtime.dir
+    path = state / PLAN_NAME
+    digest = cache_digest(state)
+    sup = runtime.sup
+    if digest is None or sup is None or not _cache_is_of(runtime, state):
+        path.unlink(missing_ok=True)
+        return
+    from lsq.runtime import _data
+
+    starts: list[dict[str, Any]] = []
+    base = os.environ
+    for unit in sup.units.values():
+        svc = unit.service
+        if unit.external or unit.blocked or svc.depends_on or _data.kind(svc.data) == "postgres":
+            continue
+        for replica in unit.replicas:
+            launched = replica.launched
+            if launched is None:
+                continue
+            command, cwd, env = launched
+            # An SQLite store's folder must still be there (`lsq down
+            # --volumes` removes it; provisioning makes it again, later).
+            needs = [str(state / "data" / unit.name)] if svc.data else []
+            starts.append({
+                "id": replica.id,
+                "command": command,
+                "cwd": str(cwd),
+                "env": {k: v for k, v in env.items() if k != "PORT" and base.get(k) != v},
+                "needs": needs,
+            })
+    plan = {
+        "cache": digest,
+        "control_port": runtime.control_port,
+        "otlp_secret": runtime.otlp_secret,
+        "starts": starts,
+    }
+    tmp = path.with_name(PLAN_NAME + ".tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(plan, file)
+        os.replace(tmp, path)
+    except OSError:
+        return
+
+
+def _cache_is_of(runtime: Runtime, state: Path) -> bool:
+    """Is the manifest cache on disk the one this runtime's app came from?"""
+    try:
+        with open(state / CACHE_NAME, "rb") as file:
+            header = json.loads(file.readline())
+    except (OSError, ValueError):
+        return False
+    app = runtime.app
+    return bool(
+        header.get("manifest") == str(app.path)
+        and header.get("sources") == app.sources
+        and not app.overrides
+    )
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)
