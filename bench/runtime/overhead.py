@@ -46,7 +46,7 @@ def lsq_parts(runtime: int) -> dict[str, int]:
     parts = {"lsq runtime": runtime}
     for kid in psutil.Process(runtime).children():
         line = " ".join(kid.cmdline())
-        if "lsq.runtime._guard" in line or line.endswith("lsq/runtime/_guard.py"):
+        if "lsq.runtime._guard" in line or "lsq/runtime/_guard.py" in line:
             parts["lsq guard"] = kid.pid
         elif "lsq.gateway" in line or kid.name() == "lsq-gateway":
             parts[f"lsq gateway {len(parts) - 1}"] = kid.pid

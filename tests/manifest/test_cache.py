@@ -159,3 +159,34 @@ def test_plain_gives_what_model_dump_gives(write: Write) -> None:
         for policy in [svc.policy, *(r.policy for r in svc.routes)]:
             if policy is not None:
                 assert plain(policy, exclude_none=True) == policy.model_dump(exclude_none=True)
+
+
+def test_a_repointed_env_file_symlink_misses(write: Write, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GREETING", raising=False)
+    write("dev.env", "TOKEN=dev\n")
+    write("prod.env", "TOKEN=prod\n")
+    path = write("lsq.yaml", MANIFEST)
+    link = path.parent / "api.env"
+    link.symlink_to("dev.env")
+    state = cache(path)
+    assert lookup(path, state) is not None
+    link.unlink()
+    link.symlink_to("prod.env")
+    assert lookup(path, state) is None
+    assert load(path).env["api"]["TOKEN"] == "prod"
+
+
+def test_a_program_gone_or_no_longer_executable_misses(write: Write) -> None:
+    # The full load warns about it (with its place); the cache must not hide that.
+    program = write("run.sh", "#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    path = write("lsq.yaml", "services:\n  web:\n    command: [./run.sh]\n")
+    state = cache(path)
+    assert lookup(path, state) is not None
+    program.chmod(0o644)
+    assert lookup(path, state) is None
+    assert any("not executable" in w for w in load(path).warnings)
+    program.chmod(0o755)
+    assert lookup(path, state) is not None
+    program.unlink()
+    assert lookup(path, state) is None

@@ -8,11 +8,13 @@ import json
 import os
 import signal
 import socket
+import time
 import urllib.request
 from pathlib import Path
 
 import psutil
-from rthelpers import PY, App, assert_all_gone, wait_for
+import pytest
+from rthelpers import LSQ, PY, App, assert_all_gone, free_port, wait_for
 
 CACHE_NOTE = "starting from .lsq/manifest.cache"
 
@@ -294,3 +296,64 @@ def test_no_early_start_when_the_control_port_is_taken(app: App) -> None:
         _up(app)
         assert "(0 replicas started early)" in _log(app)
         assert app.service("web")["health"] == "healthy"
+
+
+@pytest.mark.parametrize("damage", ["no-env", "starts-null", "port-text", "not-json"])
+def test_a_damaged_plan_is_ignored(app: App, damage: str) -> None:
+    _counted_app(app)
+    _up(app)
+    _restart(app)
+    plan = app.state_dir() / "launch.json"
+    data = json.loads(plan.read_text())
+    if damage == "no-env":
+        del data["starts"][0]["env"]
+    elif damage == "starts-null":
+        data["starts"] = None
+    elif damage == "port-text":
+        data["control_port"] = "x"
+    plan.write_text("{not json" if damage == "not-json" else json.dumps(data))
+    _up(app)
+    assert "(0 replicas started early)" in _log(app)
+    assert app.service("web")["health"] == "healthy"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_signal_during_a_warm_start_leaves_nothing(app: App, sig: int) -> None:
+    # SIGTERM is noted until the runtime's loop takes it, then stops the app;
+    # after SIGKILL the guard ends what it was told of and sweeps the rest.
+    _counted_app(app)
+    _up(app)
+    _restart(app)
+    before = {p.pid for p in psutil.process_iter() if _is_worker(p)}
+    for delay in (0.0, 0.03, 0.06, 0.1):
+        cli = psutil.Popen([LSQ, "up", "-d"],
+                           cwd=app.root, env=app.env, stdout=-1, stderr=-1)
+        runtime = wait_for(lambda: [c for c in cli.children() if c.pid != cli.pid], 5,
+                           "the forked runtime")[0]
+        time.sleep(delay)
+        seen = [runtime, *runtime.children(recursive=True)]
+        runtime.send_signal(sig)
+        cli.communicate(timeout=30)
+        seen += runtime.children(recursive=True) if runtime.is_running() else []
+        assert_all_gone(seen, timeout=15)
+        services = [p for p in psutil.process_iter(["cwd", "cmdline"])
+                    if p.info["cwd"] == str(app.root) and "web.py" in " ".join(p.info["cmdline"] or [])]
+        assert services == [], f"left after signal {sig} at {delay}s: {services}"
+    assert {p.pid for p in psutil.process_iter() if _is_worker(p)} == before
+
+
+def test_a_taken_ingress_port_is_refused_before_any_early_start(app: App) -> None:
+    port = free_port()
+    _counted_app(app)
+    app.write("lsq.yaml", (app.root / "lsq.yaml").read_text() + f"gateway:\n  ingress_port: {port}\n")
+    _up(app)
+    _restart(app)
+    (app.root / "starts.log").unlink()
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = app.lsq("up", "-d")
+    assert result.returncode == 1
+    assert f"gateway.ingress_port {port} is in use" in result.stderr
+    assert _starts(app) == []  # nothing was started, not even early

@@ -8,10 +8,13 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import termios
 import time
+from pathlib import Path
 
 import psutil
+import pytest
 from rthelpers import (
     LSQ,
     PY,
@@ -339,7 +342,7 @@ def test_a_killed_runtime_leaves_no_children_and_its_stale_state_is_taken_over(
 
 def _guard_of(runtime: psutil.Process) -> psutil.Process | None:
     for child in runtime.children():
-        if " ".join(child.cmdline()).endswith("lsq/runtime/_guard.py"):
+        if "lsq/runtime/_guard.py" in " ".join(child.cmdline()):
             return child
     return None
 
@@ -481,3 +484,38 @@ def test_health_commands_that_time_out_leave_no_zombies(app: App) -> None:
     up.send(signal.SIGTERM)
     assert up.wait() == 0
     assert "left their service's group" not in up.output()
+
+
+def _unregistered_service(app_dir: Path) -> subprocess.Popen[bytes]:
+    """A service of the app that the guard was never told of (its start was
+    cut short before the runtime could tell it)."""
+    env = dict(os.environ, LSQ_APP_DIR=str(app_dir), LSQ_INSTANCE="web-0")
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                            env=env, start_new_session=True)
+
+
+@pytest.mark.parametrize("lock_held", [False, True])
+def test_the_guard_sweeps_services_it_was_not_told_of(tmp_path: Path, lock_held: bool) -> None:
+    from lsq.runtime._lock import AppLock, GuardProcess
+
+    (tmp_path / ".lsq").mkdir()
+    (tmp_path / ".lsq" / "lock").touch()
+    service = _unregistered_service(tmp_path)
+    other = _unregistered_service(tmp_path / "another-app")
+    guard = GuardProcess(app_dir=tmp_path)
+    lock = AppLock(tmp_path / ".lsq")
+    if lock_held:  # a new runtime of the app runs: those are its services
+        lock.acquire()
+    try:
+        guard._pipe.close()  # as when the runtime is killed
+        guard._proc.wait(timeout=10)
+        if lock_held:
+            assert service.poll() is None
+        else:
+            assert service.wait(timeout=5) == -signal.SIGTERM
+        assert other.poll() is None  # another app's service is left alone
+    finally:
+        lock.release()
+        for proc in (service, other):
+            proc.kill()
+            proc.wait()

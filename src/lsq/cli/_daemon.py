@@ -202,8 +202,14 @@ def fork_runtime(
     """
     sys.stdout.flush()
     sys.stderr.flush()
+    import signal
+
+    from lsq._signals import STOP_SIGNALS
+
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # until the child's handlers
     pid = os.fork()
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return pid
     code = 1
     try:
@@ -214,18 +220,21 @@ def fork_runtime(
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.chdir(log.parent.parent)  # the app's folder (log is in its .lsq/)
-        if callable(app):
-            import signal
+        # A stop signal before the runtime's loop takes them is noted, not
+        # fatal (a Ctrl-C would otherwise raise inside whatever is loading),
+        # and not blocked either, as services inherit the mask (a service
+        # blind to SIGTERM waits out stop_timeout): `lsq up -d` from the
+        # cache forks before the CLI lets go of them.
+        from lsq._signals import hold_stop_signals
 
-            from lsq._signals import STOP_SIGNALS
+        hold_stop_signals()
+        if callable(app):
             from lsq.runtime import _warm
 
-            # `lsq up -d` from the cache forked before the CLI let go of the
-            # stop signals: unblocked before any start, as services inherit
-            # the mask (a service blind to SIGTERM waits out stop_timeout).
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-            _warm.begin(log.parent)
+            try:
+                _warm.begin(log.parent)
+            except Exception as exc:  # a start the usual way is still possible
+                print(f"lsq: warm start skipped: {exc!r}", flush=True)
             early = len(_warm.early.starts) if _warm.early else 0
             print("lsq: lsq.yaml, its .env files and the environment are unchanged: "
                   f"starting from .lsq/manifest.cache ({early} replicas started early)",

@@ -39,6 +39,7 @@ def up_detached() -> None:
         sys.stderr.write(f"lsq: error: {exc}\n")
         code = exc.exit_code
     except KeyboardInterrupt:
+        sys.stderr.write("lsq: aborted\n")
         code = 128 + signal.SIGINT
     except BrokenPipeError:
         code = 1
@@ -66,8 +67,8 @@ def _fork_from_cache() -> tuple[str, Path, int, int, int] | None:
     if read_runtime_info(state) is not None:
         return None
     hit = lookup(manifest, state)
-    if hit is None:
-        return None
+    if hit is None or not hit.ingress_free():
+        return None  # the usual path reports a taken ingress port, before any start
     from lsq.cli._daemon import start_detached
 
     pid, read_fd, log_start = start_detached(hit.app, state, [])

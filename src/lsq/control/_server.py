@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from lsq import _signals
 from lsq._signals import STOP_SIGNALS
 from lsq.control._auth import Guard, new_token
 from lsq.control._http import HttpServer, Request, Response, Router
@@ -165,6 +166,9 @@ async def serve(
     # `lsq up` held these until now; one that came meanwhile is handled here.
     # Before any process starts, as children inherit the mask.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    for sig in _signals.caught:  # noted by a warm start (lsq._signals)
+        on_signal(sig)
+    _signals.caught.clear()
 
     server: HttpServer | None = None
     dashboard = None

@@ -2,9 +2,11 @@
 
 `lsq up` writes the `AppConfig` it loaded there, and the next `lsq up -d`
 starts from it when nothing it was made from has changed: the same manifest
-and override files, the same `.env` files (compared by content), the same
-environment (interpolation reads it, and every service inherits it), the same
-Python and the same LSQ code. Loading a manifest costs the schema's import
+and override files, the same `.env` files (compared by content, through the
+paths the manifest names), the same environment (interpolation reads it, and
+every service inherits it), every command's program still found and
+executable (the loader would warn otherwise), the same Python and the same
+LSQ code. Loading a manifest costs the schema's import
 and the YAML parse, about 0.1 s of CPU, while the services it is about to
 start need every core; checking the cache costs a few file reads and hashes.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +60,31 @@ def source_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def missing_program(program: str, cwd: Path, path: str) -> tuple[str, str] | None:
+    """Why `program` cannot run from `cwd` with `path` as PATH, and the fix;
+    None if it can. The loader warns with it; the cache is used only while
+    every program it found is still there."""
+    if "/" not in program:
+        if shutil.which(program, path=path) is None:
+            return (
+                f"program {program!r} not found on PATH",
+                "install it or give its path",
+            )
+        return None
+    file = (cwd / program).resolve()
+    if not file.is_file():
+        return (
+            f"program {program!r} not found (looked for {file})",
+            "check the path; a relative one starts at the service's cwd",
+        )
+    if not os.access(file, os.X_OK):
+        return (
+            f"program {program!r} is not executable",
+            f"run chmod +x {program}, or run it through its interpreter",
+        )
+    return None
+
+
 def _digest_of(path: str) -> str | None:
     try:
         return source_digest(Path(path).read_text(encoding="utf-8"))
@@ -81,6 +109,8 @@ def save(app: AppConfig, state_dir: Path) -> None:
             "manifest": str(app.path),
             "overrides": [str(p) for p in app.overrides],
             "sources": app.sources,
+            "programs": [list(p) for p in app.programs],
+            "ingress_port": app.manifest.gateway.ingress_port,
             "name": app.name,
         }
         data = json.dumps(header).encode() + b"\n" + pickle.dumps(app, pickle.HIGHEST_PROTOCOL)
@@ -101,6 +131,21 @@ class Hit:
     name: str
     manifest: Path
     payload: bytes
+    ingress_port: int | None = None
+
+    def ingress_free(self) -> bool:
+        """Is the fixed ingress port (if any) free to bind?"""
+        if self.ingress_port is None:
+            return True
+        import socket
+
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", self.ingress_port))
+            except OSError:
+                return False
+        return True
 
     def app(self) -> AppConfig:
         """The cached app; loaded from the manifest again if the pickle is
@@ -140,4 +185,11 @@ def lookup(manifest: Path, state_dir: Path) -> Hit | None:
     for path, digest in sources.items():
         if _digest_of(path) != digest:
             return None
-    return Hit(str(header.get("name", "")), manifest, payload)
+    # A program found then and gone (or no longer executable) now: the full
+    # load warns about it, so take that path.
+    for program, cwd, search in header.get("programs", []):
+        if missing_program(program, Path(cwd), search) is not None:
+            return None
+    ingress = header.get("ingress_port")
+    return Hit(str(header.get("name", "")), manifest, payload,
+               ingress if isinstance(ingress, int) else None)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from lsq.errors import ManifestError, Mark
-from lsq.manifest._cache import source_digest
+from lsq.manifest._cache import missing_program, source_digest
 from lsq.manifest._config import AppConfig, Origin
 from lsq.manifest._dotenv import Dotenv, parse_dotenv
 from lsq.manifest._interpolate import (
@@ -103,12 +102,13 @@ def load(
         for name, svc in manifest.services.items()
     }
     _check(manifest, tree)
-    missing = _check_commands(manifest, tree, envs, path.parent)
+    programs: list[tuple[str, str, str]] = []
+    missing = _check_commands(manifest, tree, envs, path.parent, programs)
     manifest = _resolve(manifest, envs)
     warnings = tuple(dict.fromkeys([*loader.warnings, *missing]))
     return AppConfig(
         path, manifest, envs, dict(loader.origins), warnings, tuple(overrides),
-        dict(loader.sources),
+        dict(loader.sources), tuple(programs),
     )
 
 
@@ -262,7 +262,9 @@ class _Loader:
                 mark=node.mark if node else None,
                 fix="check the file",
             ) from exc
-        self.sources[str(file)] = source_digest(text)
+        # Named as the manifest names it, not where a symlink points now: a
+        # link pointed elsewhere later is a change the cache must see.
+        self.sources[str(self.root / entry)] = source_digest(text)
         dotenv = parse_dotenv(text, self.display(file), lookup)
         self.warnings.extend(dotenv.warnings)
         return dotenv
@@ -295,7 +297,7 @@ def _offset_mark(node: Node, offset: int) -> Mark:
 
 
 def _reserved(service: Service) -> list[str]:
-    names = ["PORT", "LSQ_SERVICE", "LSQ_INSTANCE"]
+    names = ["PORT", "LSQ_APP_DIR", "LSQ_SERVICE", "LSQ_INSTANCE"]
     return names + ["DATABASE_URL"] if service.data else names
 
 
@@ -621,7 +623,8 @@ _FIRST_WORD = re.compile(r"^([A-Za-z0-9_./-]+)(?:\s|$)")
 
 
 def _check_commands(
-    manifest: Manifest, tree: Node, envs: dict[str, dict[str, str]], root: Path
+    manifest: Manifest, tree: Node, envs: dict[str, dict[str, str]], root: Path,
+    checked: list[tuple[str, str, str]],
 ) -> list[str]:
     """An empty command is an error; a program that cannot be found is a
     warning with its place: `lsq up` still starts the other services and
@@ -652,7 +655,8 @@ def _check_commands(
         if "/" in program and not cwd.is_dir():
             continue  # the missing cwd is reported when the service starts
         path = envs[name].get("PATH", os.environ.get("PATH", os.defpath))
-        problem = _missing_program(program, cwd, path)
+        problem = missing_program(program, cwd, path)
+        checked.append((program, str(cwd), path))
         if problem:
             place = f"{mark}: " if mark else ""
             warnings.append(
@@ -673,28 +677,6 @@ def _program(command: str | list[str]) -> str | None:
     if match is None or match.group(1) in _SHELL_WORDS:
         return None
     return match.group(1)
-
-
-def _missing_program(program: str, cwd: Path, path: str) -> tuple[str, str] | None:
-    if "/" not in program:
-        if shutil.which(program, path=path) is None:
-            return (
-                f"program {program!r} not found on PATH",
-                "install it or give its path",
-            )
-        return None
-    file = (cwd / program).resolve()
-    if not file.is_file():
-        return (
-            f"program {program!r} not found (looked for {file})",
-            "check the path; a relative one starts at the service's cwd",
-        )
-    if not os.access(file, os.X_OK):
-        return (
-            f"program {program!r} is not executable",
-            f"run chmod +x {program}, or run it through its interpreter",
-        )
-    return None
 
 
 def _mark(tree: Node, *loc: str | int) -> Mark | None:

@@ -8,12 +8,20 @@ left: the whole group, not only the direct child, so what a shell line or a
 wrapper script started beneath it ends too. It is the services' only
 parent-death mechanism; the runtime replaces a guard that dies.
 
-Run as `python -m lsq.runtime._guard`. It uses only the standard library so
-that it starts fast and stays small.
+A start has a moment between its process existing and the runtime telling
+the guard (a warm start makes many at once, while the runtime loads). So,
+given `--app-dir DIR`, the guard also ends, after the runtime died, every
+process whose environment says `LSQ_APP_DIR=DIR` and `LSQ_INSTANCE` (a service
+of this app), while it holds the app's lock (`DIR/.lsq/lock`): if another
+runtime holds it, those are that runtime's services, and none are swept.
+
+Run as `python -I -S .../_guard.py [--app-dir DIR]`. It uses only the
+standard library so that it starts fast and stays small.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import sys
@@ -46,9 +54,43 @@ def _end_all(groups: set[int]) -> None:
             pass
 
 
+def _swept(app_dir: str) -> set[int]:
+    """Groups of this app's services that nobody told us of (see above)."""
+    mark = b"\0LSQ_APP_DIR=" + os.fsencode(app_dir) + b"\0"
+    found: set[int] = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as file:
+                environ = b"\0" + file.read()
+            if mark in environ and b"\0LSQ_INSTANCE=" in environ:
+                found.add(os.getpgid(int(name)))
+        except OSError:  # gone, or not ours to read
+            continue
+    found.discard(os.getpgid(0))
+    return found
+
+
+def _lock(app_dir: str) -> int | None:
+    """The app's lock, if no runtime holds it; None otherwise."""
+    try:
+        fd = os.open(os.path.join(app_dir, ".lsq", "lock"), os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    args = sys.argv[1:]
+    app_dir = args[1] if len(args) == 2 and args[0] == "--app-dir" else None
     groups: set[int] = set()
     for line in sys.stdin.buffer:
         text = line.strip().decode("ascii", "replace")
@@ -58,6 +100,11 @@ def main() -> None:
             groups.discard(int(text[1:]))
         elif text == "exit":
             return
+    # The runtime died. Held while sweeping and ending, the lock keeps a new
+    # runtime of this app from starting services that the sweep would take.
+    lock = _lock(app_dir) if app_dir else None
+    if lock is not None:
+        groups |= _swept(app_dir)  # type: ignore[arg-type]
     _end_all(groups)
 
 

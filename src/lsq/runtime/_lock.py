@@ -82,11 +82,15 @@ class GuardProcess:
     by someone), so that the runtime can start another one.
     """
 
-    def __init__(self, on_exit: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, on_exit: Callable[[int], None] | None = None, *, app_dir: Path | None = None
+    ) -> None:
         # Run as a plain file (-I -S: no site, no lsq package) so that the
         # guard costs a bare interpreter's memory, not the runtime's imports.
+        # With the app's folder it also sweeps services it was not told of.
+        extra = ["--app-dir", str(app_dir)] if app_dir is not None else []
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(Path(__file__).with_name("_guard.py"))],
+            [sys.executable, "-I", "-S", str(Path(__file__).with_name("_guard.py")), *extra],
             stdin=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,

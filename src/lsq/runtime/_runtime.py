@@ -173,7 +173,7 @@ class Runtime:
             self.guard = self._early.guard
             self.guard.watch(self._guard_ended)
         else:
-            self.guard = GuardProcess(self._guard_ended)
+            self.guard = GuardProcess(self._guard_ended, app_dir=self.app.root)
         assert self.hub is not None
         self.sup = Supervisor(
             self.app,
@@ -304,7 +304,7 @@ class Runtime:
         if self.guard is None:
             return
         self.guard.close()
-        self.guard = GuardProcess(self._guard_ended)
+        self.guard = GuardProcess(self._guard_ended, app_dir=self.app.root)
         for pgid in sorted(self._groups):
             self.guard.send("+", pgid)
         self.event(
@@ -399,6 +399,8 @@ class Runtime:
 
     async def stop(self, *, force: bool = False) -> None:
         """Stop all services (reverse dependency order), then close everything."""
+        # Early starts no replica took (lsq.runtime._warm) are ours, not strays.
+        await asyncio.get_running_loop().run_in_executor(None, _warm.discard)
         if self.sup is not None:
             if force:
                 self.sup.kill_all()
@@ -416,9 +418,12 @@ class Runtime:
         to the runtime (it is their subreaper): no orphan keeps a port."""
         import psutil
 
+        from lsq.gateway._gateway import preforked_pid
+
         keep = {self.guard.pid} if self.guard is not None else set()
         if self.gateway is not None:
             keep |= set(self.gateway.worker_pids)
+        keep.add(preforked_pid())  # a worker forked for a gateway that never started
         try:
             strays = [p for p in psutil.Process().children() if p.pid not in keep]
         except psutil.Error:

@@ -126,6 +126,7 @@ def service_env(
     env.update(
         PORT=str(port),
         LSQ_APP=app.name,
+        LSQ_APP_DIR=str(app.root),
         LSQ_SERVICE=service,
         LSQ_INSTANCE=instance,
         PYTHONUNBUFFERED="1",

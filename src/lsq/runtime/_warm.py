@@ -102,17 +102,22 @@ def begin(state: Path) -> None:
         plan = json.loads((state / PLAN_NAME).read_text())
     except (OSError, ValueError):
         return
-    if not isinstance(plan, dict) or plan.get("cache") != cache_digest(state):
-        return
+    if not _well_formed(plan) or plan["cache"] != cache_digest(state):
+        return  # a damaged or foreign plan is ignored, as if there were none
     lock = AppLock(state)
     try:
         lock.acquire()
     except Exception:  # held by a runtime already running: not ours to report
         return
-    become_subreaper()
-    found = Early(lock, GuardProcess())
+    try:
+        become_subreaper()
+        guard = GuardProcess(app_dir=state.parent)
+    except BaseException:
+        lock.release()  # the usual start takes it again, and reports
+        raise
+    found = Early(lock, guard)
     early = found
-    control = _bind(int(plan.get("control_port", 0)))
+    control = _bind(plan["control_port"])
     if control is None:  # the environment named that port: nothing would match
         return
     found.control = control
@@ -134,6 +139,34 @@ def begin(state: Path) -> None:
         start = _Start(argv, cwd, env, found.guard.send)
         future = _spawner().submit(start.run)
         found.starts[entry["id"]] = EarlyStart(entry["id"], port, argv, cwd, env, start, future)
+
+
+def _well_formed(plan: object) -> bool:
+    """Is `plan` shaped as `record` writes it? Anything else is ignored."""
+    if not isinstance(plan, dict) or not isinstance(plan.get("cache"), str):
+        return False
+    port = plan.get("control_port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        return False
+    if not isinstance(plan.get("otlp_secret"), (str, type(None))):
+        return False
+    starts = plan.get("starts")
+    if not isinstance(starts, list):
+        return False
+    for entry in starts:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            return False
+        command, env, needs = entry.get("command"), entry.get("env"), entry.get("needs", [])
+        if not (isinstance(command, str) or (
+                isinstance(command, list) and command and all(isinstance(a, str) for a in command))):
+            return False
+        if not isinstance(entry.get("cwd"), str) or not isinstance(env, dict):
+            return False
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            return False
+        if not isinstance(needs, list) or not all(isinstance(p, str) for p in needs):
+            return False
+    return True
 
 
 def _bind(port: int) -> socket.socket | None:
