@@ -366,9 +366,9 @@ class Runtime:
         if unclaimed:
             self.printer.note(f"ended {unclaimed} early start(s) no replica took")
         if reason is None:
-            _warm.record(self)
             self.startup = {"state": "ready", "reason": "", "seconds": round(time.time() - self.started, 3)}
             self.event("runtime", f"all {len(self.selected)} services are up")
+            _warm.record(self)  # after `lsq up -d` was told: it waits for nothing here
             for name in self.selected:
                 self.printer.note(f"  {name:<20} {self.sup.addresses.service_url(self.app, name)}")
             if self.ingress_port:

@@ -29,9 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import socket
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +40,7 @@ from lsq.runtime._start import _spawner, _Start, argv_for, expand_instance_vars
 
 if TYPE_CHECKING:
     import subprocess
+    from concurrent.futures import Future
 
     from lsq.runtime._runtime import Runtime
 
@@ -238,7 +237,7 @@ def record(runtime: Runtime) -> None:
     from lsq.runtime import _data
 
     starts: list[dict[str, Any]] = []
-    base = os.environ
+    base = dict(os.environ)  # os.environ decodes each value it is asked for
     for unit in sup.units.values():
         svc = unit.service
         if unit.external or unit.blocked or svc.depends_on or _data.kind(svc.data) == "postgres":
@@ -287,7 +286,3 @@ def _cache_is_of(runtime: Runtime, state: Path) -> bool:
         and header.get("sources") == app.sources
         and not app.overrides
     )
-
-
-def new_secret() -> str:
-    return secrets.token_urlsafe(24)
