@@ -357,3 +357,18 @@ def test_a_taken_ingress_port_is_refused_before_any_early_start(app: App) -> Non
     assert result.returncode == 1
     assert f"gateway.ingress_port {port} is in use" in result.stderr
     assert _starts(app) == []  # nothing was started, not even early
+
+
+def test_up_d_with_a_timeout_also_starts_from_the_cache(app: App) -> None:
+    _web_app(app)
+    _up(app)
+    _restart(app)
+    result = app.lsq("up", "--timeout", "20", "-d")
+    app.track_runtime()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _from_cache(app)
+    _restart(app)
+    result = app.lsq("up", "-d", "web")  # a service list: the usual path
+    app.track_runtime()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not _from_cache(app)

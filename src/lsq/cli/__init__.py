@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
 def main(argv: list[str] | None = None) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    if argv is None and sys.argv[1:] == ["up", "-d"]:
-        from lsq.cli._early import up_detached
+    if argv is None and sys.argv[1:2] == ["up"]:
+        from lsq.cli._early import detached_timeout, up_detached
 
-        up_detached()  # from the manifest cache, if it can (lsq.cli._early)
+        timeout = detached_timeout(sys.argv[2:])
+        if timeout is not None:  # `lsq up -d [--timeout N]`
+            up_detached(timeout)  # from the manifest cache, if it can (lsq.cli._early)
     from lsq.cli._main import _register
     from lsq.cli._main import main as run
 

@@ -1,6 +1,6 @@
 """`lsq up -d` from the checked-manifest cache, before the CLI loads.
 
-When the command line is exactly `lsq up -d` and `.lsq/manifest.cache`
+When the command line is `lsq up -d` (with `--timeout N` or not) and `.lsq/manifest.cache`
 matches the files and environment of now (`lsq.manifest._cache`), the
 runtime is forked at once and unpickles the app, while this process
 reports start-up with `lsq.cli._report`, never loading click. The usual
@@ -17,9 +17,34 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def up_detached() -> None:
+def detached_timeout(args: list[str]) -> float | None:
+    """For the arguments after `up`: 0.0 for `-d` alone, N for `-d` with
+    `--timeout N` (either order); None for anything else (the usual path)."""
+    detach, timeout, rest = False, 0.0, list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg in ("-d", "--detach") and not detach:
+            detach = True
+        elif arg == "--timeout" and rest:
+            value = rest.pop(0)
+        elif arg.startswith("--timeout="):
+            value = arg.split("=", 1)[1]
+        else:
+            return None
+        if arg.startswith("--timeout"):
+            try:
+                timeout = float(value)
+            except ValueError:
+                return None  # click says what is wrong with it
+            if not timeout > 0:
+                return None
+    return timeout if detach else None
+
+
+def up_detached(timeout: float = 0.0) -> None:
     """`lsq up -d`, if the cache allows: fork the runtime, report its
-    start-up, exit. Returns (having started nothing) if it does not."""
+    start-up, exit. Returns (having started nothing) if it does not.
+    `timeout` 0 means the default wait."""
     forked = _fork_from_cache()
     if forked is None:
         return
@@ -34,7 +59,7 @@ def up_detached() -> None:
     code = 0
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        follow_detached(*forked, None)
+        follow_detached(*forked, timeout or None)
     except LsqError as exc:  # reported as the CLI reports it (lsq.cli._main)
         sys.stderr.write(f"lsq: error: {exc}\n")
         code = exc.exit_code
