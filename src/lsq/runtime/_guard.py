@@ -28,6 +28,7 @@ import sys
 import time
 
 GRACE = 3.0
+SECOND_LOOK = 0.5  # seconds after the first sweep, at the least, for a second one
 
 
 def _alive(pgid: int) -> bool:
@@ -38,15 +39,21 @@ def _alive(pgid: int) -> bool:
     return True
 
 
-def _end_all(groups: set[int]) -> None:
+def _end_all(groups: set[int], app_dir: str | None = None) -> None:
     for pgid in groups:
         try:
             os.killpg(pgid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             pass
-    deadline = time.monotonic() + GRACE
+    began = time.monotonic()
+    deadline = began + GRACE
     while time.monotonic() < deadline and any(_alive(g) for g in groups):
         time.sleep(0.05)
+    if app_dir is not None:
+        # A start the dead runtime had under way may have exec'd only after the
+        # first look (until then its environment was the runtime's): look again.
+        time.sleep(max(0.0, began + SECOND_LOOK - time.monotonic()))
+        groups = groups | _swept(app_dir)
     for pgid in groups:
         try:
             os.killpg(pgid, signal.SIGKILL)
@@ -105,7 +112,7 @@ def main() -> None:
     lock = _lock(app_dir) if app_dir else None
     if lock is not None:
         groups |= _swept(app_dir)  # type: ignore[arg-type]
-    _end_all(groups)
+    _end_all(groups, app_dir if lock is not None else None)
 
 
 if __name__ == "__main__":
