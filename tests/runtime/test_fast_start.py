@@ -298,7 +298,7 @@ def test_no_early_start_when_the_control_port_is_taken(app: App) -> None:
         assert app.service("web")["health"] == "healthy"
 
 
-@pytest.mark.parametrize("damage", ["no-env", "starts-null", "port-text", "not-json"])
+@pytest.mark.parametrize("damage", ["no-env", "starts-null", "port-text", "not-json", "twice"])
 def test_a_damaged_plan_is_ignored(app: App, damage: str) -> None:
     _counted_app(app)
     _up(app)
@@ -311,6 +311,8 @@ def test_a_damaged_plan_is_ignored(app: App, damage: str) -> None:
         data["starts"] = None
     elif damage == "port-text":
         data["control_port"] = "x"
+    elif damage == "twice":
+        data["starts"].append(data["starts"][0])
     plan.write_text("{not json" if damage == "not-json" else json.dumps(data))
     _up(app)
     assert "(0 replicas started early)" in _log(app)

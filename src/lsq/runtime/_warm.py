@@ -152,6 +152,9 @@ def _well_formed(plan: object) -> bool:
     starts = plan.get("starts")
     if not isinstance(starts, list):
         return False
+    ids = [e.get("id") for e in starts if isinstance(e, dict)]
+    if len(set(ids)) != len(starts):  # one early start per replica
+        return False
     for entry in starts:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
             return False
