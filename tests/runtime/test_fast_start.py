@@ -133,14 +133,7 @@ def test_up_from_the_cache_refuses_an_app_already_running(app: App) -> None:
 
 
 def _workers(runtime: psutil.Process) -> list[psutil.Process]:
-    found = []
-    for kid in runtime.children():
-        try:
-            if kid.name() == "lsq-gateway" or "lsq.gateway._worker" in " ".join(kid.cmdline()):
-                found.append(kid)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+    return [kid for kid in runtime.children() if _is_worker(kid)]
 
 
 def test_the_forked_gateway_worker_is_replaced_when_it_dies(app: App) -> None:
@@ -229,6 +222,12 @@ def _blocked(pid: int) -> int:
     return int(text.split("SigBlk:")[1].split()[0], 16)
 
 
+def _web_processes(app: App) -> list[psutil.Process]:
+    """Every `web.py` process running in the app's folder, whoever owns it."""
+    return [p for p in psutil.process_iter(["cwd", "cmdline"])
+            if p.info["cwd"] == str(app.root) and "web.py" in " ".join(p.info["cmdline"] or [])]
+
+
 def _live_pids(app: App) -> dict[str, int]:
     return {
         str(i["id"]): int(i["pid"])
@@ -279,9 +278,7 @@ def test_an_early_start_that_no_longer_matches_is_replaced(app: App) -> None:
     environ = psutil.Process(pids["web-1"]).environ()
     assert "STALE" not in environ
     # The stale process is gone, not left running beside the new one.
-    web_procs = [p for p in psutil.process_iter(["cmdline", "cwd"])
-                 if p.info["cwd"] == str(app.root) and "web.py" in " ".join(p.info["cmdline"] or [])]
-    assert sorted(p.pid for p in web_procs) == sorted(pids.values())
+    assert sorted(p.pid for p in _web_processes(app)) == sorted(pids.values())
 
 
 def test_no_early_start_when_the_control_port_is_taken(app: App) -> None:
@@ -338,8 +335,7 @@ def test_a_signal_during_a_warm_start_leaves_nothing(app: App, sig: int) -> None
         cli.communicate(timeout=30)
         seen += runtime.children(recursive=True) if runtime.is_running() else []
         assert_all_gone(seen, timeout=15)
-        services = [p for p in psutil.process_iter(["cwd", "cmdline"])
-                    if p.info["cwd"] == str(app.root) and "web.py" in " ".join(p.info["cmdline"] or [])]
+        services = _web_processes(app)
         assert services == [], f"left after signal {sig} at {delay}s: {services}"
     assert {p.pid for p in psutil.process_iter() if _is_worker(p)} == before
 

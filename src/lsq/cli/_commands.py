@@ -338,11 +338,7 @@ def run(ctx: Context, service: str, command: tuple[str, ...]) -> None:
     runtime.provision([service])
     env = service_env(app, service, instance=f"{service}-run", port=addresses.service_ports[service],
                       addresses=addresses, data_env=runtime.data_env(service))
-    argv = list(command) or argv_for(svc.command or "")
-    if not command and isinstance(svc.command, list):
-        from lsq.runtime._spawn import expand_instance_vars
-
-        argv = expand_instance_vars(argv, env)
+    argv = list(command) or argv_for(svc.command or "", env)
     os.chdir(app.cwd(service))
     try:
         os.execvpe(argv[0], argv, env)

@@ -92,8 +92,13 @@ def _fork_from_cache() -> tuple[str, Path, int, int, int] | None:
     if read_runtime_info(state) is not None:
         return None
     hit = lookup(manifest, state)
-    if hit is None or not hit.ingress_free():
-        return None  # the usual path reports a taken ingress port, before any start
+    if hit is None:
+        return None
+    if hit.ingress_port is not None:
+        from lsq.runtime._ports import port_in_use
+
+        if port_in_use(hit.ingress_port):
+            return None  # the usual path reports it, before any start
     from lsq.cli._daemon import start_detached
 
     pid, read_fd, log_start = start_detached(hit.app, state, [])

@@ -146,11 +146,6 @@ def _name_process(name: bytes) -> None:
         pass
 
 
-def preforked_pid() -> int:
-    """The pid of a pre-forked worker nobody took yet; 0 if none."""
-    return _preforked[0].pid if _preforked is not None else 0
-
-
 def discard_preforked() -> None:
     """End a pre-forked worker nobody took (the gateway never started)."""
     global _preforked

@@ -27,7 +27,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lsq.manifest._config import AppConfig
@@ -133,20 +133,6 @@ class Hit:
     payload: bytes
     ingress_port: int | None = None
 
-    def ingress_free(self) -> bool:
-        """Is the fixed ingress port (if any) free to bind?"""
-        if self.ingress_port is None:
-            return True
-        import socket
-
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", self.ingress_port))
-            except OSError:
-                return False
-        return True
-
     def app(self) -> AppConfig:
         """The cached app; loaded from the manifest again if the pickle is
         unreadable (it was checked to be current, so that is a damaged file)."""
@@ -161,8 +147,8 @@ class Hit:
         return app
 
 
-def lookup(manifest: Path, state_dir: Path) -> Hit | None:
-    """The cached app of `manifest` (no override files) if still current."""
+def _read(state_dir: Path) -> tuple[dict[str, Any], bytes, bytes] | None:
+    """The cache's header (parsed), its header line and its payload."""
     try:
         with open(state_dir / CACHE_NAME, "rb") as file:
             data = file.read()
@@ -170,8 +156,21 @@ def lookup(manifest: Path, state_dir: Path) -> Hit | None:
         header = json.loads(line)
     except (OSError, ValueError):
         return None
-    if not isinstance(header, dict) or not payload:
+    return (header, line, payload) if isinstance(header, dict) else None
+
+
+def header(state_dir: Path) -> tuple[dict[str, Any], str] | None:
+    """The cache's header and a digest of it (what a warm-start plan is tied to)."""
+    found = _read(state_dir)
+    return None if found is None else (found[0], hashlib.sha256(found[1]).hexdigest())
+
+
+def lookup(manifest: Path, state_dir: Path) -> Hit | None:
+    """The cached app of `manifest` (no override files) if still current."""
+    found = _read(state_dir)
+    if found is None or not found[2]:
         return None
+    header, _, payload = found
     if (
         header.get("manifest") != str(manifest)
         or header.get("overrides") != []

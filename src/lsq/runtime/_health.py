@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lsq.manifest import Health
-from lsq.runtime._spawn import argv_for, expand_instance_vars, group_gone, signal_group
+from lsq.runtime._spawn import argv_for, group_gone, signal_group
 
 _REAP_WAIT = 0.5  # seconds a killed health command's group may take to go
 
@@ -120,9 +120,7 @@ async def _http(host: str, port: int, path: str) -> ProbeResult:
 
 async def _command(command: str | list[str], cwd: Path, env: dict[str, str]) -> ProbeResult:
     try:
-        argv = argv_for(command)
-        if isinstance(command, list):
-            argv = expand_instance_vars(argv, env)
+        argv = argv_for(command, env)
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,

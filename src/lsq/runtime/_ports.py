@@ -80,6 +80,10 @@ class StablePorts:
             self._dirty = True
         return port
 
+    def taken(self) -> set[int]:
+        """Every port kept for a name."""
+        return set(self._ports.values())
+
     def save(self) -> None:
         """Write the assignments if any changed (once for all services)."""
         if self._dirty:

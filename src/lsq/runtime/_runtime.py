@@ -399,8 +399,13 @@ class Runtime:
 
     async def stop(self, *, force: bool = False) -> None:
         """Stop all services (reverse dependency order), then close everything."""
-        # Early starts no replica took (lsq.runtime._warm) are ours, not strays.
-        await asyncio.get_running_loop().run_in_executor(None, _warm.discard)
+        # Early starts no replica took (lsq.runtime._warm), and a worker forked
+        # for a gateway that never started, are ended as ours, not as strays.
+        from lsq.gateway._gateway import discard_preforked
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, _warm.discard)
+        await loop.run_in_executor(None, discard_preforked)
         if self.sup is not None:
             if force:
                 self.sup.kill_all()
@@ -418,12 +423,9 @@ class Runtime:
         to the runtime (it is their subreaper): no orphan keeps a port."""
         import psutil
 
-        from lsq.gateway._gateway import preforked_pid
-
         keep = {self.guard.pid} if self.guard is not None else set()
         if self.gateway is not None:
             keep |= set(self.gateway.worker_pids)
-        keep.add(preforked_pid())  # a worker forked for a gateway that never started
         try:
             strays = [p for p in psutil.Process().children() if p.pid not in keep]
         except psutil.Error:

@@ -32,7 +32,6 @@ from lsq.runtime._start import (  # noqa: F401 (argv_for and the rest are used f
     _Start,
     _spawner,
     argv_for,
-    expand_instance_vars,
     signal_group,
     stop_spawning,
 )
@@ -175,10 +174,7 @@ async def spawn(
     event loop is still running.
     """
     loop = asyncio.get_running_loop()
-    argv = argv_for(command)
-    if not isinstance(command, str):
-        argv = expand_instance_vars(argv, env)
-    start = _Start(argv, cwd, dict(env), guard)
+    start = _Start(argv_for(command, env), cwd, dict(env), guard)
     return await adopt(start, loop.run_in_executor(_spawner(), start.run), sink=sink)
 
 

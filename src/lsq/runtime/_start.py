@@ -19,11 +19,13 @@ from pathlib import Path
 from lsq.manifest._interpolate import is_instance_variable
 
 
-def argv_for(command: str | Sequence[str]) -> list[str]:
-    """A string runs through /bin/sh -c; a list runs as it is."""
+def argv_for(command: str | Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """A string runs through /bin/sh -c (which expands `$PORT` itself); a
+    list runs as it is, with the instance's variables from `env` put in
+    (`expand_instance_vars`)."""
     if isinstance(command, str):
         return ["/bin/sh", "-c", command]
-    return list(command)
+    return expand_instance_vars(list(command), env)
 
 
 _VARIABLE = re.compile(

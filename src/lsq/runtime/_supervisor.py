@@ -28,7 +28,6 @@ from lsq.runtime._spawn import (
     Child,
     adopt,
     argv_for,
-    expand_instance_vars,
     group_alive,
     group_gone,
     signal_group,
@@ -262,10 +261,7 @@ class Replica:
         early = _warm.claim(self.id)
         if early is not None:
             env = self.env(early.port)
-            argv = argv_for(svc.command or "")
-            if not isinstance(svc.command, str):
-                argv = expand_instance_vars(argv, env)
-            if early.matches(argv, self.cwd, env):
+            if early.matches(argv_for(svc.command or "", env), self.cwd, env):
                 self.instance.port = early.port
             else:
                 # Not what this replica would start now: end it, start anew.

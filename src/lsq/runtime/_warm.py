@@ -26,7 +26,6 @@ a fraction of a second later.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -35,8 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsq.runtime._lock import AppLock, GuardProcess, become_subreaper
-from lsq.runtime._ports import REPLICA_RANGE, stable_candidate
-from lsq.runtime._start import _spawner, _Start, argv_for, expand_instance_vars
+from lsq.manifest._cache import header
+from lsq.runtime._ports import REPLICA_RANGE, StablePorts, stable_candidate
+from lsq.runtime._start import _spawner, _Start, argv_for
 
 if TYPE_CHECKING:
     import subprocess
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from lsq.runtime._runtime import Runtime
 
 PLAN_NAME = "launch.json"
-CACHE_NAME = "manifest.cache"  # lsq.manifest._cache.CACHE_NAME, not imported here
 
 
 @dataclass
@@ -82,16 +81,6 @@ early: Early | None = None
 """Set by `begin` in a runtime forked from the manifest cache."""
 
 
-def cache_digest(state: Path) -> str | None:
-    """The digest of the manifest cache's header, which the plan is tied to."""
-    try:
-        with open(state / CACHE_NAME, "rb") as file:
-            line = file.readline()
-    except OSError:
-        return None
-    return hashlib.sha256(line).hexdigest() if line.endswith(b"\n") else None
-
-
 def begin(state: Path) -> None:
     """Take the lock and the guard, and start the plan's replicas, if the
     plan belongs to the current manifest cache. Does nothing otherwise (or
@@ -101,7 +90,8 @@ def begin(state: Path) -> None:
         plan = json.loads((state / PLAN_NAME).read_text())
     except (OSError, ValueError):
         return
-    if not _well_formed(plan) or plan["cache"] != cache_digest(state):
+    cache = header(state)
+    if not _well_formed(plan) or cache is None or plan["cache"] != cache[1]:
         return  # a damaged or foreign plan is ignored, as if there were none
     lock = AppLock(state)
     try:
@@ -121,7 +111,7 @@ def begin(state: Path) -> None:
         return
     found.control = control
     found.otlp_secret = plan.get("otlp_secret")
-    taken = _stable_ports(state) | {control.getsockname()[1]}
+    taken = StablePorts(state / "ports.json").taken() | {control.getsockname()[1]}
     for entry in plan.get("starts", []):
         if not all(os.path.isdir(p) for p in entry.get("needs", [])):
             continue
@@ -130,10 +120,7 @@ def begin(state: Path) -> None:
         env = dict(os.environ)
         env.update(entry["env"])
         env["PORT"] = str(port)
-        command = entry["command"]
-        argv = argv_for(command)
-        if not isinstance(command, str):
-            argv = expand_instance_vars(argv, env)
+        argv = argv_for(entry["command"], env)
         cwd = Path(entry["cwd"])
         start = _Start(argv, cwd, env, found.guard.send)
         future = _spawner().submit(start.run)
@@ -185,14 +172,6 @@ def _bind(port: int) -> socket.socket | None:
     return sock
 
 
-def _stable_ports(state: Path) -> set[int]:
-    try:
-        ports = json.loads((state / "ports.json").read_text())
-    except (OSError, ValueError):
-        return set()
-    return {p for p in ports.values() if isinstance(p, int)}
-
-
 def settle(timeout: float) -> bool:
     """Wait until every early start has left its thread; False on timeout."""
     if early is None or not early.starts:
@@ -232,9 +211,13 @@ def record(runtime: Runtime) -> None:
     """Write the plan for the next start from the manifest cache (see above)."""
     state = runtime.dir
     path = state / PLAN_NAME
-    digest = cache_digest(state)
+    cache = header(state)
     sup = runtime.sup
-    if digest is None or sup is None or not _cache_is_of(runtime, state):
+    app = runtime.app
+    if (
+        cache is None or sup is None or app.overrides
+        or cache[0].get("manifest") != str(app.path) or cache[0].get("sources") != app.sources
+    ):  # the cache on disk is not the one this app came from
         path.unlink(missing_ok=True)
         return
     from lsq.runtime import _data
@@ -261,7 +244,7 @@ def record(runtime: Runtime) -> None:
                 "needs": needs,
             })
     plan = {
-        "cache": digest,
+        "cache": cache[1],
         "control_port": runtime.control_port,
         "otlp_secret": runtime.otlp_secret,
         "starts": starts,
@@ -274,18 +257,3 @@ def record(runtime: Runtime) -> None:
         os.replace(tmp, path)
     except OSError:
         return
-
-
-def _cache_is_of(runtime: Runtime, state: Path) -> bool:
-    """Is the manifest cache on disk the one this runtime's app came from?"""
-    try:
-        with open(state / CACHE_NAME, "rb") as file:
-            header = json.loads(file.readline())
-    except (OSError, ValueError):
-        return False
-    app = runtime.app
-    return bool(
-        header.get("manifest") == str(app.path)
-        and header.get("sources") == app.sources
-        and not app.overrides
-    )
