@@ -16,8 +16,12 @@ time.sleep({delay})
 sock = socket.socket()
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 sock.bind(("127.0.0.1", int(os.environ["PORT"])))
-sock.listen()
+# Said before the port takes connections: LSQ reads this line and probes on
+# its own channel, and with probes every 20 ms a probe could otherwise win
+# the race against a line printed just after listen().
 print("db listening", flush=True)
+time.sleep(0.1)
+sock.listen()
 while True:
     conn, _ = sock.accept()
     conn.close()
