@@ -5,9 +5,12 @@ Needs wrk and nginx on PATH (`apt-get install -y wrk nginx`); installs nothing.
 Usage: .venv/bin/python bench/gateway/run.py [--duration 10] [--rounds 3]
        [--cases c32,c1,c32+10h] [--candidates lsq,lsq-nopol] [--write-readme]
 
-Three candidates answer the same tiny backend (nginx returning "ok"):
-direct, through the LSQ gateway (1 worker) and through nginx (1 worker,
-upstream keepalive). wrk, the proxy and the backend are pinned with taskset.
+Four candidates answer the same tiny backend (nginx returning "ok"):
+direct, through the LSQ gateway (1 worker), through nginx (1 worker,
+upstream keepalive) and through `bare_proxy.py` (`bare`: uvloop and
+httptools with no features, the floor of the gateway's own stack).
+`lsq-source` is a second LSQ gateway running the Python source of its hot
+path instead of the compiled build (LSQ_GATEWAY_BUILD=source). wrk, the proxy and the backend are pinned with taskset.
 Candidates are interleaved and repeated; the spread across rounds is printed
 so that noise from other load on the machine shows. `lsq-nopol` is the same
 gateway process with its policy machinery switched off between runs; the
@@ -91,17 +94,23 @@ def start_nginx(
     )
 
 
-def start_gateway(backend: int, port: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_gateway(
+    backend: int, port: int, build: str = "compiled"
+) -> tuple[subprocess.Popen[bytes], int]:
     """The gateway in a child Python (parent) whose worker we pin and measure.
 
     The same gateway serves `lsq` and `lsq-nopol`: `set_policies` switches
     its policy machinery between their runs. Two separate gateway processes
     measured here differed by up to 7% with identical settings (an A/A
     test), more than the effect this comparison looks for."""
+    env = dict(os.environ)
+    if build == "source":
+        env["LSQ_GATEWAY_BUILD"] = "source"
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve-gateway", str(backend), str(port)],
         stdout=subprocess.PIPE,
         stdin=subprocess.PIPE,
+        env=env,
     )
     line = proc.stdout.readline()  # type: ignore[union-attr]
     worker = int(json.loads(line)["worker_pid"])
@@ -198,6 +207,8 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
         "backend": free_port(),
         "nginx": free_port(),
         "lsq": free_port(),
+        "bare": free_port(),
+        "lsq-source": free_port(),
     }
     children: list[subprocess.Popen[bytes]] = []
     try:
@@ -220,6 +231,16 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
         children.append(nginx)
         gateway, worker = start_gateway(ports["backend"], ports["lsq"])
         children.append(gateway)
+        bare = subprocess.Popen(
+            ["taskset", "-c", PROXY_CPU, sys.executable,
+             str(Path(__file__).with_name("bare_proxy.py")),
+             str(ports["bare"]), str(ports["backend"])]
+        )
+        children.append(bare)
+        source, source_worker = start_gateway(
+            ports["backend"], ports["lsq-source"], "source"
+        )
+        children.append(source)
         for port in ports.values():
             wait_port(port)
         pids = {
@@ -227,12 +248,17 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
             "lsq": worker,
             "lsq-nopol": worker,
             "nginx": nginx.pid,
+            "bare": bare.pid,
+            "lsq-source": source_worker,
         }
         targets = {
             "direct": ports["backend"],
             "lsq": ports["lsq"],
             "lsq-nopol": ports["lsq"],  # the same gateway, policies off
             "nginx": ports["nginx"],
+            "bare": ports["bare"],  # uvloop + httptools, no features: the floor
+            # the same gateway running its Python source, not the compiled build
+            "lsq-source": ports["lsq-source"],
         }
         if args.candidates:
             wanted = args.candidates.split(",")
@@ -244,7 +270,7 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
             c: {t: [] for t in targets} for c in cases
         }
         def policies(target: str) -> None:
-            if target.startswith("lsq"):
+            if target in ("lsq", "lsq-nopol"):
                 gateway.stdin.write(b"off\n" if target == "lsq-nopol" else b"on\n")  # type: ignore[union-attr]
                 gateway.stdin.flush()  # type: ignore[union-attr]
                 gateway.stdout.readline()  # type: ignore[union-attr]

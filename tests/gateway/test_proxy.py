@@ -1,10 +1,17 @@
-"""Forwarding, keep-alive, pooling, streaming bodies and error answers."""
+"""Forwarding, keep-alive, pooling, streaming bodies and error answers.
+
+Each test runs twice: against the compiled hot path that set-up builds, and
+against its Python source (LSQ_GATEWAY_BUILD=source, which the gateway's
+worker processes inherit), so that the two builds are held to one behaviour.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
+
+import pytest
 
 from gateway_helpers import (
     Backend,
@@ -16,6 +23,13 @@ from gateway_helpers import (
     running_gateway,
     table,
 )
+
+
+@pytest.fixture(autouse=True, params=["compiled", "source"])
+def build(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "source":
+        monkeypatch.setenv("LSQ_GATEWAY_BUILD", "source")
+    return str(request.param)
 
 
 @async_test()

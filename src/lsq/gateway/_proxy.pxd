@@ -1,0 +1,164 @@
+# Types for the compiled build of _proxy.py (Cython's "augmenting .pxd").
+#
+# _proxy.py stays plain Python and runs as it is; when the build compiles it,
+# these declarations make its three classes C extension types (attributes in
+# a C struct, methods called directly) and give the hot functions C-typed
+# locals. Keep every attribute here in step with the .py: an attribute missing
+# here is an AttributeError in the compiled build only, and tests/gateway/
+# test_compiled.py compares the two.
+
+cimport cython
+
+
+cdef class Upstream
+
+
+@cython.final
+cdef class Request:
+    cdef public object backend
+    cdef public Upstream upstream
+    cdef public object service
+    cdef public object policy
+    cdef public tuple tried
+    cdef public tuple faults
+    cdef public object shape
+    cdef public list replay
+    cdef public Py_ssize_t replay_size
+    cdef public Py_ssize_t pending_size
+    cdef public double t0
+    cdef public double try_at
+    cdef public double deadline
+    cdef public Py_ssize_t retries
+    cdef public int status
+    cdef public Py_ssize_t bytes_out
+    cdef public bint body_done
+    cdef public bint started
+    cdef public bint sent100
+    cdef public bint finished
+    cdef public object error
+    cdef public object trace
+    cdef public list tunnel_rest
+    cdef public bint slot
+    cdef public bint upgrade
+    cdef public bint expect
+    cdef public bint chunked
+    cdef public bint keep_alive
+    cdef public bint http10
+    cdef public bint idem
+    cdef public bint probe
+    cdef public bint hang
+    cdef public bint waiting
+    cdef public bint fast
+    cdef public bytes method
+    cdef public bytes head
+    cdef public bytes url
+    cdef public bytes lower
+    cdef public list headers
+    cdef public list pending
+
+
+@cython.final
+cdef class ClientConn:
+    cdef public object ctx
+    cdef public object fixed
+    cdef public object check
+    cdef public object parser
+    cdef public bint careful
+    cdef public bytes buf
+    cdef public object body_left
+    cdef public object transport
+    cdef public Request parsing
+    cdef public Request active
+    cdef public object queue
+    cdef public Upstream tunnel
+    cdef public bint upgrading
+    cdef public int paused
+    cdef public bint out_paused
+    cdef public bint closed
+    cdef public object head_at
+    cdef public Py_ssize_t head_size
+    cdef public double last
+    cdef public bytes peer
+    cdef public bytes forwarded
+    cdef public object tail_host
+    cdef public bytes tail
+    cdef public bint trusted
+    cdef public object source
+    cdef public object bad
+
+    @cython.locals(pos=Py_ssize_t, size=Py_ssize_t, end=Py_ssize_t, n=Py_ssize_t,
+                   req=Request, buf=bytes, rest=bytes, head=bytes, chunk=bytes)
+    cpdef _frame(self, bytes data)
+
+    @cython.locals(line_end=Py_ssize_t, sp=Py_ssize_t, at=Py_ssize_t, url=bytes,
+                   lower=bytes, length=bytes, keep=bint, connection=bint, idem=bint, fields=list,
+                   traced=bint, incoming=double, now=double, req=Request,
+                   method=bytes, path=bytes, name=bytes, value=bytes)
+    cpdef bint _fast_head(self, bytes head) except? -1
+
+    cpdef _start(self, Request req)
+    cpdef _dispatch(self, Request req)
+    cpdef _try(self, Request req)
+
+    @cython.locals(replayable=bint)
+    cpdef _send_to(self, Request req, backend)
+
+    cpdef _attach(self, Request req, Upstream upstream, bint reused)
+    cpdef bytes _resolve(self, Request req, host, bytes url)
+
+    cpdef _send(self, Request req, bytes data)
+
+    @cython.locals(ms=double, bucket=Py_ssize_t)
+    cpdef _account(self, Request req, int status, bint aborted=*)
+
+    cpdef response_done(self, Request req, Upstream upstream, bint reuse)
+
+    @cython.locals(before=int)
+    cpdef _set_pause(self, int flag, bint on)
+
+
+@cython.final
+cdef class Upstream:
+    cdef public object ctx
+    cdef public object backend
+    cdef public object transport
+    cdef public object parser
+    cdef public ClientConn client
+    cdef public Request req
+    cdef public ClientConn tunnel
+    cdef public bint closed
+    cdef public bint paused
+    cdef public bint reused
+    cdef public bint got
+    cdef public bint info
+    cdef public int mode
+    cdef public bytes buf
+    cdef public object body_left
+    cdef public bint reuse
+    cdef public bytes reason
+    cdef public list headers
+    cdef public list out
+    cdef public double idle_since
+    cdef public object throttle
+
+    @cython.locals(end=Py_ssize_t, got=Py_ssize_t, status=int, req=Request,
+                   buf=bytes, head=bytes, lower=bytes, length=bytes, body=bytes,
+                   code=bytes, name=bytes, value=bytes, reuse=bint, connection=bint,
+                   fields=list)
+    cpdef _fast_head(self, ClientConn client, bytes data)
+
+    @cython.locals(size=Py_ssize_t, req=Request)
+    cpdef _fast_body(self, ClientConn client, bytes data, left)
+
+    @cython.locals(backend=object)
+    cpdef _head_ok(self, Request req, int status)
+
+
+@cython.locals(p="const char *", n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t,
+               k=Py_ssize_t, c=char, wanted=bint, found=list, name=bytes)
+cpdef list _scan_fields(bytes lower, bint response)
+
+@cython.locals(at=Py_ssize_t, stop=Py_ssize_t)
+cpdef tuple _cut_line(bytes head, bytes lower, bytes name)
+
+cpdef _free_slot(Request req)

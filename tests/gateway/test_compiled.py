@@ -1,0 +1,176 @@
+"""The compiled build of the gateway's hot path (setup.py, _proxy.pxd).
+
+The HTTP tests in test_proxy.py run against both builds (see conftest.py);
+these check the build itself: that set-up made it, that the .pxd declares
+what the source sets, and that an edited source is never shadowed by a build
+made from an older one.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import lsq
+from lsq.gateway import _compiled
+
+PACKAGE = Path(lsq.__file__).parent
+GATEWAY = PACKAGE / "gateway"
+CLASSES = ("Request", "ClientConn", "Upstream")
+
+
+def _import_proxy(pythonpath: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import lsq.gateway._proxy as p, lsq.gateway._compiled as c; "
+        "print(p.__file__); print(c.is_compiled(p))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(pythonpath), **(env or {})},
+        timeout=60,
+    )
+
+
+def test_setup_compiled_the_hot_path() -> None:
+    from lsq.gateway import _proxy
+
+    assert _compiled.is_compiled(_proxy), (
+        f"{_proxy.__file__}: the gateway runs from source; scripts/setup compiles it "
+        "(needs gcc and the Python headers)"
+    )
+    assert _proxy.COMPILED_FROM == _compiled.source_digest(
+        GATEWAY / "_proxy.py", GATEWAY / "_proxy.pxd"
+    )
+    assert type(_proxy.Request).__name__ == "type"
+    assert not hasattr(_proxy.Request(), "__dict__")  # a C type, not a Python class
+
+
+def _set_attributes(source: str) -> dict[str, set[str]]:
+    """Per class, every `self.NAME` the source assigns."""
+    found: dict[str, set[str]] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef) and node.name in CLASSES:
+            names = found.setdefault(node.name, set())
+            for sub in ast.walk(node):
+                targets: list[ast.expr] = []
+                if isinstance(sub, ast.Assign):
+                    targets = list(sub.targets)
+                elif isinstance(sub, (ast.AnnAssign, ast.AugAssign)):
+                    targets = [sub.target]
+                for target in targets:
+                    for t in ast.walk(target):
+                        if (
+                            isinstance(t, ast.Attribute)
+                            and isinstance(t.value, ast.Name)
+                            and t.value.id == "self"
+                        ):
+                            names.add(t.attr)
+    return found
+
+
+def _declared(pxd: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    current = None
+    for line in pxd.splitlines():
+        m = re.match(r"cdef class (\w+):", line)
+        if m:
+            current = found.setdefault(m.group(1), set())
+            continue
+        m = re.match(r"    cdef public \w+ (\w+)$", line)
+        if m and current is not None:
+            current.add(m.group(1))
+    return found
+
+
+def test_the_pxd_declares_what_the_source_sets() -> None:
+    set_ = _set_attributes((GATEWAY / "_proxy.py").read_text())
+    declared = _declared((GATEWAY / "_proxy.pxd").read_text())
+    assert set(set_) == set(CLASSES)
+    for name in CLASSES:
+        assert set_[name] == declared[name], (
+            f"{name}: set but not declared {sorted(set_[name] - declared[name])}, "
+            f"declared but never set {sorted(declared[name] - set_[name])}"
+        )
+
+
+def test_an_edited_source_is_not_shadowed_by_an_old_build(tmp_path: Path) -> None:
+    from lsq.gateway import _proxy
+
+    if not _compiled.is_compiled(_proxy):
+        raise AssertionError("no compiled build to test (see test_setup_compiled_the_hot_path)")
+    copy = tmp_path / "lsq"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "templates"))
+
+    same = _import_proxy(tmp_path)
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.split() == [str(copy / "gateway" / Path(_proxy.__file__).name), "True"]
+    assert same.stderr == ""
+
+    forced = _import_proxy(tmp_path, {"LSQ_GATEWAY_BUILD": "source"})
+    assert forced.stdout.split() == [str(copy / "gateway" / "_proxy.py"), "False"]
+    assert forced.stderr == ""
+
+    source = copy / "gateway" / "_proxy.py"
+    source.write_text(source.read_text() + "\nEDITED = True\n")
+    edited = _import_proxy(tmp_path)
+    assert edited.returncode == 0, edited.stderr
+    assert edited.stdout.split() == [str(source), "False"]
+    assert "running the gateway from source" in edited.stderr
+    assert "changed after it was compiled" in edited.stderr
+
+
+def _source_module():
+    """The Python source of _proxy, loaded beside the compiled build."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lsq_proxy_source", GATEWAY / "_proxy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Header names near the ones the fast path reads: equal, longer, shorter,
+# prefixed, and names that share a first letter with them.
+_NAMES = [
+    "host", "hostx", "hos", "content-length", "content-lengthx", "content-type",
+    "connection", "x-lsq-deadline", "x-lsq-deadlines", "x-forwarded-for",
+    "x-forwarded-", "x-forwarded", "x-forwardedfor", "x-f", "x-l", "x-bench-1", "x",
+    "traceparent", "tracestate", "idempotency-key", "transfer-encoding", "upgrade",
+    "expect", "keep-alive", "te", "teapot", "t", "trailer", "forwarded",
+    "forwarded-x", "proxy-", "proxy-authorization", "proxy", "retry-after",
+    "retry", "server", "date", "accept", "cookie", "p", "k", "e", "u",
+]
+_VALUES = ["", "a", " a", "\ta b ", "  ", "x:y", "1:2:3", "close", " keep-alive ", "é"]
+
+
+def test_the_compiled_scan_finds_what_the_regular_expressions_find() -> None:
+    import random
+
+    from lsq.gateway import _proxy
+
+    source = _source_module()
+    rng = random.Random(7)
+    heads = [b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n"]
+    for _ in range(3000):
+        lines = [rng.choice(["GET /a HTTP/1.1", "HTTP/1.1 200 OK", "POST /x:y HTTP/1.1"])]
+        for _ in range(rng.randrange(0, 12)):
+            name = rng.choice(_NAMES)
+            if rng.random() < 0.3:
+                name = name.upper() if rng.random() < 0.5 else name.title()
+            sep = rng.choice([":", ": ", ":\t", ":  \t "])
+            lines.append(name + sep + rng.choice(_VALUES))
+        heads.append(("\r\n".join(lines) + "\r\n\r\n").encode())
+    for head in heads:
+        lower = head.lower()
+        want_request = source._REQUEST_FIELDS(lower)
+        want_response = source._RESPONSE_FIELDS(lower)
+        for module in (source, _proxy):
+            assert module._scan_fields(lower, False) == want_request, head
+            assert module._scan_fields(lower, True) == want_response, head
