@@ -9,11 +9,14 @@ made from an older one.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import lsq
 from lsq.gateway import _compiled
@@ -166,11 +169,55 @@ def test_the_compiled_scan_finds_what_the_regular_expressions_find() -> None:
                 name = name.upper() if rng.random() < 0.5 else name.title()
             sep = rng.choice([":", ": ", ":\t", ":  \t "])
             lines.append(name + sep + rng.choice(_VALUES))
-        heads.append(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = "\r\n".join(lines) + "\r\n\r\n"
+        if rng.random() < 0.1:  # a bare CR somewhere in the head
+            at = rng.randrange(len(head) - 2)
+            head = head[:at] + "\r" + head[at:]
+        heads.append(head.encode())
+    bare = 0
     for head in heads:
         lower = head.lower()
+        if source._bare_cr(lower):
+            bare += 1
+            for module in (source, _proxy):
+                assert module._scan_fields(lower, False) is None, head
+                assert module._scan_fields(lower, True) is None, head
+            continue
         want_request = source._REQUEST_FIELDS(lower)
         want_response = source._RESPONSE_FIELDS(lower)
         for module in (source, _proxy):
             assert module._scan_fields(lower, False) == want_request, head
             assert module._scan_fields(lower, True) == want_response, head
+    assert 100 < bare < 1000
+
+
+@pytest.mark.slow
+def test_without_a_compiler_the_package_installs_and_runs_the_source(tmp_path: Path) -> None:
+    """A machine without gcc still gets a working wheel: source only, with
+    the .pxd shipped so that a later build can be checked against it."""
+    import zipfile
+
+    root = PACKAGE.parents[1]
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(root / name, project / name)
+    shutil.copytree(
+        root / "src",
+        project / "src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info"),
+    )
+    out = tmp_path / "wheels"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(project)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CC": "/bin/false"},
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = out.glob("lsq-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "lsq/gateway/_proxy.py" in names
+    assert "lsq/gateway/_proxy.pxd" in names
+    assert not [n for n in names if n.endswith(".so")], names

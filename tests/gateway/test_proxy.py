@@ -200,6 +200,32 @@ async def test_backend_dying_mid_response_aborts_the_client_connection() -> None
     assert stats["services"]["api"]["errors"]["aborted"] == 1
 
 
+_BARE_CR_HEADS = [
+    b"HTTP/1.1 200 OK\r\nX: a\r\rContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nX: a\r\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: a\r\rContent-Length: 9\r\n\r\nhelloWORLD",
+]
+
+
+@async_test()
+async def test_a_response_head_with_a_bare_cr_gives_502() -> None:
+    """A CR not followed by LF hides or invents header lines, depending on
+    who reads it: never passed on (found by comparing the two builds)."""
+    backends = []
+    for raw in _BARE_CR_HEADS:
+
+        async def answer(seen: Seen, writer: asyncio.StreamWriter, raw: bytes = raw) -> None:
+            writer.write(raw)
+
+        backends.append(await Backend(answer).start())
+    tbl = table({f"s{i}": {"backends": [b.entry(f"s{i}-0")]} for i, b in enumerate(backends)})
+    async with running_gateway(tbl) as gw:
+        for i in range(len(backends)):
+            response = await get(gw.ports[f"s{i}"])
+            assert response.status == 502, (_BARE_CR_HEADS[i], response)
+            assert b"bad gateway" in response.body
+
+
 async def _slow_head(seen: Seen, writer: asyncio.StreamWriter) -> None:
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 

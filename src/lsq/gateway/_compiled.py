@@ -43,7 +43,10 @@ def stale_reason(module_file: str, compiled_from: str | None) -> str | None:
     if not (py.exists() and pxd.exists()):
         return None  # installed without its source: the build is all there is
     if compiled_from != source_digest(py, pxd):
-        return f"{py} changed after it was compiled; rebuild with scripts/setup"
+        return (
+            f"{py.name} or {pxd.name} in {folder} changed after it was compiled; "
+            "scripts/setup rebuilds it"
+        )
     return None
 
 
@@ -55,6 +58,8 @@ def use_source_if_stale(name: str, module_file: str, compiled_from: str | None) 
         return
     if reason != f"{ENV}=source":
         print(f"lsq: warning: running the gateway from source: {reason}", file=sys.stderr)
+        # The gateway's worker processes inherit this: one warning, not one each.
+        os.environ[ENV] = "source"
     source = Path(module_file).parent / (name.rsplit(".", 1)[1] + ".py")
     spec = importlib.util.spec_from_file_location(name, source)
     assert spec is not None and spec.loader is not None
