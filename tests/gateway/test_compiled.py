@@ -55,9 +55,18 @@ def test_setup_compiled_the_hot_path() -> None:
 
 
 def _set_attributes(source: str) -> dict[str, set[str]]:
-    """Per class, every `self.NAME` the source assigns."""
+    """Per class, every `self.NAME` the source assigns (for Request also the
+    fields of `_REQUEST_DEFAULTS`, which the source build puts on the class)."""
     found: dict[str, set[str]] = {}
     for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "_REQUEST_DEFAULTS"
+        ):
+            assert isinstance(node.value, ast.Dict)
+            keys = {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+            found.setdefault("Request", set()).update(keys)
         if isinstance(node, ast.ClassDef) and node.name in CLASSES:
             names = found.setdefault(node.name, set())
             for sub in ast.walk(node):

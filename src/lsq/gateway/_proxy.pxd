@@ -140,11 +140,12 @@ cdef class Upstream:
     cdef public list out
     cdef public double idle_since
     cdef public object throttle
+    cdef public object check
 
     @cython.locals(end=Py_ssize_t, got=Py_ssize_t, status=int, req=Request,
                    buf=bytes, head=bytes, lower=bytes, length=bytes, body=bytes,
                    code=bytes, name=bytes, value=bytes, reuse=bint, connection=bint,
-                   fields=list)
+                   fields=list, check=object)
     cpdef _fast_head(self, ClientConn client, bytes data)
 
     @cython.locals(size=Py_ssize_t, req=Request)

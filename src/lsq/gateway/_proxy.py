@@ -180,50 +180,68 @@ class _BadHost(Exception):
     """An HTTP/1.1 request with no Host, or more than one (RFC 9112: 400)."""
 
 
+# Every field of a Request but `pending`, with its default. The source build
+# puts these on the class, so that a request costs only what it sets; in the
+# compiled build Request is a C type whose fields start at 0, False or None,
+# and __init__ sets the few defaults that are something else.
+_REQUEST_DEFAULTS: dict[str, object] = {
+    "backend": None,
+    "upstream": None,
+    "service": None,
+    "policy": None,
+    "tried": (),
+    "faults": (),
+    "shape": None,  # a bandwidth or truncate fault on the response
+    "replay": None,
+    "replay_size": 0,
+    "pending_size": 0,
+    "t0": 0.0,
+    "try_at": 0.0,  # loop time the current attempt started
+    "deadline": 0.0,  # loop time; 0 = none
+    "retries": 0,
+    "status": 0,
+    "bytes_out": 0,
+    "body_done": False,
+    "started": False,  # response head sent to the client
+    "sent100": False,
+    "finished": False,
+    "error": None,
+    "trace": None,  # trace id, hop span id, parent id
+    "tunnel_rest": None,
+    "slot": False,  # counted in backend.active
+    "upgrade": False,
+    "expect": False,
+    "chunked": False,
+    "keep_alive": True,
+    "http10": False,
+    "idem": False,  # has an Idempotency-Key
+    "probe": False,  # the half-open breaker's probe
+    "hang": False,
+    "waiting": False,  # a retry or latency timer is pending
+    "fast": False,  # the head came by the fast path
+    "method": b"",
+    "head": b"",
+    "url": b"",
+    "lower": b"",
+    "headers": None,  # the careful path's (name, value) pairs
+}
+
+
 class Request:
     """One request on a client connection, from its first byte to its response."""
 
     def __init__(self) -> None:
-        self.backend: BackendState | None = None
-        self.upstream: Upstream | None = None
-        self.service: ServiceState | None = None
-        self.policy: Policy | None = None
-        self.tried: tuple[BackendState, ...] = ()
-        self.faults: tuple[Fault, ...] = ()
-        self.shape: Fault | None = None  # a bandwidth or truncate fault on the response
-        self.replay: list[bytes] | None = None
-        self.replay_size = 0
-        self.pending_size = 0
-        self.t0 = 0.0
-        self.try_at = 0.0  # loop time the current attempt started
-        self.deadline = 0.0  # loop time; 0 = none
-        self.retries = 0
-        self.status = 0
-        self.bytes_out = 0
-        self.body_done = False
-        self.started = False  # response head sent to the client
-        self.sent100 = False
-        self.finished = False
-        self.error: tuple[int, str, str] | None = None
-        self.trace: tuple[str, str, str] | None = None  # trace id, hop span id, parent id
-        self.tunnel_rest: list[bytes] | None = None
-        self.slot = False  # counted in backend.active
-        self.upgrade = False
-        self.expect = False
-        self.chunked = False
-        self.keep_alive = True
-        self.http10 = False
-        self.idem = False  # has an Idempotency-Key
-        self.probe = False  # the half-open breaker's probe
-        self.hang = False
-        self.waiting = False  # a retry or latency timer is pending
-        self.fast = False  # the head came by the fast path
-        self.method = b""
-        self.head = b""
-        self.url = b""
-        self.lower = b""
-        self.headers: list[tuple[bytes, bytes]] = []
         self.pending: list[bytes] = []
+        if COMPILED_FROM is not None:  # the C type's zero values, corrected
+            self.tried = ()
+            self.faults = ()
+            self.keep_alive = True
+            self.method = self.head = self.url = self.lower = b""
+
+
+if COMPILED_FROM is None:
+    for _field, _default in _REQUEST_DEFAULTS.items():
+        setattr(Request, _field, _default)
 
 
 class ClientConn:
@@ -1287,6 +1305,8 @@ class Upstream:
         self.out: list[bytes] = []
         self.idle_since = 0.0
         self.throttle: _Throttle | None = None
+        # Fast path: checks the syntax of what passes, in C (no callbacks).
+        self.check: httptools.HttpResponseParser | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -1398,11 +1418,6 @@ class Upstream:
         # as it is; otherwise it goes, and `close` is said below if needed.
         if connection and not (reuse and req.keep_alive):
             head, lower = _cut_line(head, lower, b"\r\nconnection:")
-        if status >= 500 and self._failed_status(req, client, status, lower):
-            return
-        if not req.keep_alive:
-            head = head[:-2] + b"Connection: close\r\n\r\n"
-        self._head_ok(req, status)
         size = int(length)
         body = buf[end:] if end < len(buf) else b""
         got = len(body)
@@ -1410,6 +1425,21 @@ class Upstream:
             body = body[:size]  # bytes past the body: the connection is spoiled
             reuse = False
             got = size
+        # httptools checks the syntax, as for requests: a malformed head from
+        # a backend is never passed on (the careful path's parser does the same).
+        check = self.check
+        if check is None:
+            check = self.check = httptools.HttpResponseParser(_SYNTAX)
+        try:
+            check.feed_data(buf if end + got == len(buf) else buf[: end + got])
+        except httptools.HttpParserError as exc:
+            self._broken(f"invalid response from the backend: {exc}")
+            return
+        if status >= 500 and self._failed_status(req, client, status, lower):
+            return
+        if not req.keep_alive:
+            head = head[:-2] + b"Connection: close\r\n\r\n"
+        self._head_ok(req, status)
         req.bytes_out = got
         client.transport.write(head + body if body else head)
         if got == size:
@@ -1426,6 +1456,7 @@ class Upstream:
             self.reuse = False
             size = left
         req.bytes_out += size
+        self.check.feed_data(data)  # keeps it in step; a body has no syntax to fail
         client.transport.write(data)
         left -= size
         self.body_left = left
@@ -1459,6 +1490,7 @@ class Upstream:
 
     def _go_careful(self, data: bytes) -> None:
         self.parser = httptools.HttpResponseParser(self)
+        self.check = None  # out of step now; the next fast response gets a new one
         self._feed_careful(data)
 
     def _feed_careful(self, data: bytes) -> None:
