@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""A floor for the gateway benchmark: a uvloop byte pipe with no HTTP handling.
+"""Floors for the gateway benchmark: a uvloop byte pipe with no features.
 
 Each client connection gets its own upstream connection and bytes are copied
 both ways, so it does the same four system calls per request as the gateway
-and nothing else. Usage: bare_pipe.py BACKEND_PORT LISTEN_PORT
+and nothing else. With `--parse`, an httptools parser (no callbacks, so the
+parse stays in C) also checks each side's bytes: the "bare uvloop +
+httptools proxy with no features" of issue 3, which `run.py` measures as
+`bare`. Usage: bare_pipe.py [--parse] BACKEND_PORT LISTEN_PORT
 (prints "ready" once listening; stop it with SIGTERM).
 """
 
@@ -12,17 +15,28 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import httptools
 import uvloop
+
+
+class _NoCallbacks:
+    pass
+
+
+_QUIET = _NoCallbacks()
 
 
 class Upstream(asyncio.Protocol):
     def __init__(self, client: Client) -> None:
         self.client = client
+        self.parser = httptools.HttpResponseParser(_QUIET) if client.parse else None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.parser is not None:
+            self.parser.feed_data(data)
         self.client.transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -30,8 +44,10 @@ class Upstream(asyncio.Protocol):
 
 
 class Client(asyncio.Protocol):
-    def __init__(self, backend: int) -> None:
+    def __init__(self, backend: int, parse: bool) -> None:
         self.backend = backend
+        self.parse = parse
+        self.parser = httptools.HttpRequestParser(_QUIET) if parse else None
         self.upstream: Upstream | None = None
         self.early: list[bytes] = []
 
@@ -48,6 +64,8 @@ class Client(asyncio.Protocol):
             self.upstream.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
+        if self.parser is not None:
+            self.parser.feed_data(data)
         if self.upstream is None:
             self.early.append(data)
         else:
@@ -58,12 +76,18 @@ class Client(asyncio.Protocol):
             self.upstream.transport.close()
 
 
-async def main(backend: int, port: int) -> None:
+async def main(backend: int, port: int, parse: bool) -> None:
     loop = asyncio.get_running_loop()
-    await loop.create_server(lambda: Client(backend), "127.0.0.1", port, backlog=4096)
+    await loop.create_server(
+        lambda: Client(backend, parse), "127.0.0.1", port, backlog=4096
+    )
     print("ready", flush=True)
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    uvloop.run(main(int(sys.argv[1]), int(sys.argv[2])))
+    args = sys.argv[1:]
+    parse = args[:1] == ["--parse"]
+    if parse:
+        args = args[1:]
+    uvloop.run(main(int(args[0]), int(args[1]), parse))

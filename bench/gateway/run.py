@@ -7,10 +7,11 @@ Usage: .venv/bin/python bench/gateway/run.py [--duration 10] [--rounds 3]
 
 Four candidates answer the same tiny backend (nginx returning "ok"):
 direct, through the LSQ gateway (1 worker), through nginx (1 worker,
-upstream keepalive) and through `bare_proxy.py` (`bare`: uvloop and
-httptools with no features, the floor of the gateway's own stack).
+upstream keepalive) and through `bare_pipe.py --parse` (`bare`: uvloop
+and httptools with no features, the floor of the gateway's own stack).
 `lsq-source` is a second LSQ gateway running the Python source of its hot
-path instead of the compiled build (LSQ_GATEWAY_BUILD=source). wrk, the proxy and the backend are pinned with taskset.
+path instead of the compiled build (LSQ_GATEWAY_BUILD=source). wrk, the
+proxy and the backend are pinned with taskset.
 Candidates are interleaved and repeated; the spread across rounds is printed
 so that noise from other load on the machine shows. `lsq-nopol` is the same
 gateway process with its policy machinery switched off between runs; the
@@ -232,9 +233,12 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]
         gateway, worker = start_gateway(ports["backend"], ports["lsq"])
         children.append(gateway)
         bare = subprocess.Popen(
-            ["taskset", "-c", PROXY_CPU, sys.executable,
-             str(Path(__file__).with_name("bare_proxy.py")),
-             str(ports["bare"]), str(ports["backend"])]
+            [
+                "taskset", "-c", PROXY_CPU, sys.executable,
+                str(Path(__file__).with_name("bare_pipe.py")), "--parse",
+                str(ports["backend"]), str(ports["bare"]),
+            ],
+            stdout=subprocess.DEVNULL,
         )
         children.append(bare)
         source, source_worker = start_gateway(
