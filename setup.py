@@ -33,11 +33,6 @@ def source_digest(py: Path, pxd: Path) -> str:
     return h.hexdigest()
 
 
-# No compiler: install anyway and run the source. -O2 without debug info:
-# half the compile time of Python's default -O3 -g, the same speed here.
-# (Set on what cythonize returns; it does not carry them over.)
-
-
 def extensions() -> list:
     if os.environ.get("LSQ_NO_COMPILE"):
         return []
@@ -82,8 +77,11 @@ def extensions() -> list:
     except Exception as exc:  # noqa: BLE001 - any failure: install the source only
         print(f"lsq: not compiling the gateway's hot path: {exc}")
         return []
-    for ext in built:  # cythonize makes new Extensions and drops these
-        ext.optional = True
+    # Set on what cythonize returns: it makes new Extensions without them.
+    for ext in built:
+        ext.optional = True  # no compiler: install anyway and run the source
+        # Without debug info and at -O2: half the compile time of Python's
+        # default -O3 -g, at the same speed here.
         ext.extra_compile_args = ["-O2", "-g0"]
     return built
 
