@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httptools
 import pytest
 
 import lsq
@@ -183,21 +184,26 @@ def test_the_compiled_scan_finds_what_the_regular_expressions_find() -> None:
             at = rng.randrange(len(head) - 2)
             head = head[:at] + "\r" + head[at:]
         heads.append(head.encode())
-    bare = 0
+    compared = 0
     for head in heads:
         lower = head.lower()
-        if source._bare_cr(lower):
-            bare += 1
-            for module in (source, _proxy):
-                assert module._scan_fields(lower, False) is None, head
-                assert module._scan_fields(lower, True) is None, head
+        # The scan runs only on heads httptools accepted (the gateway checks
+        # the syntax first), and httptools refuses a bare CR after the start.
+        parser = (
+            httptools.HttpResponseParser if head.startswith(b"HTTP/") else httptools.HttpRequestParser
+        )
+        try:
+            parser(source._SYNTAX).feed_data(head)
+        except httptools.HttpParserError:
             continue
+        assert lower.lstrip(b"\r").count(b"\r") == lower.count(b"\r\n"), head
+        compared += 1
         want_request = source._REQUEST_FIELDS(lower)
         want_response = source._RESPONSE_FIELDS(lower)
         for module in (source, _proxy):
             assert module._scan_fields(lower, False) == want_request, head
             assert module._scan_fields(lower, True) == want_response, head
-    assert 100 < bare < 1000
+    assert compared > 1000, compared
 
 
 @pytest.mark.slow

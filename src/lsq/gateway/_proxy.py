@@ -94,16 +94,10 @@ _RESPONSE_NAMES = frozenset(
 )
 
 
-def _bare_cr(head: bytes) -> bool:
-    """A CR that does not start a CRLF (request heads get this from httptools)."""
-    return head.count(b"\r") != head.count(b"\r\n")
-
-
-def _scan_fields(lower: bytes, response: bool) -> list[tuple[bytes, bytes]] | None:
+def _scan_fields(lower: bytes, response: bool) -> list[tuple[bytes, bytes]]:
     """What `_RESPONSE_FIELDS(lower)` (or, for a request, `_REQUEST_FIELDS`)
-    finds in a complete head, by one pass over its bytes; None if the head
-    has a CR that does not start a CRLF (the careful path's parser then
-    refuses it; `_bare_cr` is the source build's check).
+    finds in a complete head that httptools has found valid (every CR starts
+    a CRLF), by one pass over its bytes.
 
     The compiled build uses this: typed by _proxy.pxd it runs as a C loop,
     about a fifth of the regular expression's cost. The source keeps the
@@ -116,20 +110,14 @@ def _scan_fields(lower: bytes, response: bool) -> list[tuple[bytes, bytes]] | No
     i = 0
     while i < n and p[i] != 13:  # past the request or status line
         i += 1
-    if i + 1 >= n or p[i + 1] != 10:
-        return None
     i += 2  # each header line starts after a CRLF
     while i < n:
         c = p[i]
         if c == 13:  # CR: the blank line that ends the head
-            if i + 1 >= n or p[i + 1] != 10:
-                return None
             break
         j = i + 1
         while j < n and p[j] != 13:
             j += 1
-        if j + 1 >= n or p[j + 1] != 10:
-            return None  # a bare CR
         # Only lines whose first letters can start a wanted name are sliced.
         if response:
             wanted = c in b"crtukp"
@@ -398,8 +386,6 @@ class ClientConn:
         incoming = 0.0
         # One C scan finds every header the gateway reads or must not pass on.
         fields = _REQUEST_FIELDS(lower) if COMPILED_FROM is None else _scan_fields(lower, False)
-        if fields is None:
-            return False
         for name, value in fields:
             if name == b"host":
                 if host is not None:
@@ -1383,17 +1369,25 @@ class Upstream:
             self._go_careful(buf)
             return
         head = buf[:end]
+        # httptools checks the syntax first, as for requests: a malformed head
+        # from a backend is never passed on (the careful path's parser does
+        # the same), and the scan below only ever sees a valid head.
+        check = self.check
+        if check is None:
+            check = self.check = httptools.HttpResponseParser(_SYNTAX)
+        try:
+            check.feed_data(head)
+        except httptools.HttpParserUpgrade:
+            self._go_careful(buf)
+            return
+        except httptools.HttpParserError as exc:
+            self._broken(f"invalid response from the backend: {exc}")
+            return
         lower = head.lower()
         length = b""
         reuse = True
         connection = False  # a Connection line was seen
-        if COMPILED_FROM is None:
-            fields = None if _bare_cr(lower) else _RESPONSE_FIELDS(lower)
-        else:
-            fields = _scan_fields(lower, True)
-        if fields is None:  # a bare CR: the careful path's parser refuses it
-            self._go_careful(buf)
-            return
+        fields = _RESPONSE_FIELDS(lower) if COMPILED_FROM is None else _scan_fields(lower, True)
         for name, value in fields:
             if name == b"content-length":
                 if length:
@@ -1425,16 +1419,8 @@ class Upstream:
             body = body[:size]  # bytes past the body: the connection is spoiled
             reuse = False
             got = size
-        # httptools checks the syntax, as for requests: a malformed head from
-        # a backend is never passed on (the careful path's parser does the same).
-        check = self.check
-        if check is None:
-            check = self.check = httptools.HttpResponseParser(_SYNTAX)
-        try:
-            check.feed_data(buf if end + got == len(buf) else buf[: end + got])
-        except httptools.HttpParserError as exc:
-            self._broken(f"invalid response from the backend: {exc}")
-            return
+        if body:
+            check.feed_data(body)  # keeps it in step; a body has no syntax to fail
         if status >= 500 and self._failed_status(req, client, status, lower):
             return
         if not req.keep_alive:
