@@ -36,10 +36,10 @@ class AppConfig:
     warnings: tuple[str, ...] = ()
     overrides: tuple[Path, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
-    programs: tuple[tuple[str, str, str], ...] = ()
-    """Each command's program as the loader checked it: (program, cwd, PATH)."""
     """Every file the loader read (manifest, overrides, `.env` files): its
     path and `source_digest` of its text, for the checked-manifest cache."""
+    programs: tuple[tuple[str, str, str], ...] = ()
+    """Each command's program as the loader checked it: (program, cwd, PATH)."""
 
     @property
     def root(self) -> Path:

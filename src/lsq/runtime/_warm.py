@@ -139,9 +139,6 @@ def _well_formed(plan: object) -> bool:
     starts = plan.get("starts")
     if not isinstance(starts, list):
         return False
-    ids = [e.get("id") for e in starts if isinstance(e, dict)]
-    if len(set(ids)) != len(starts):  # one early start per replica
-        return False
     for entry in starts:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
             return False
@@ -155,7 +152,8 @@ def _well_formed(plan: object) -> bool:
             return False
         if not isinstance(needs, list) or not all(isinstance(p, str) for p in needs):
             return False
-    return True
+    ids = [entry["id"] for entry in starts]
+    return len(set(ids)) == len(ids)  # one early start per replica
 
 
 def _bind(port: int) -> socket.socket | None:
