@@ -12,9 +12,10 @@ installs without it and runs the source.
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from setuptools import setup
@@ -25,12 +26,15 @@ STAGE = HERE / "build" / "cython"
 MODULES = ["_proxy"]
 
 
-def source_digest(py: Path, pxd: Path) -> str:
-    """Must match lsq.gateway._compiled.source_digest."""
-    h = hashlib.sha256(py.read_bytes())
-    h.update(b"\0")
-    h.update(pxd.read_bytes())
-    return h.hexdigest()
+def _source_digest() -> Callable[[Path, Path], str]:
+    """lsq.gateway._compiled.source_digest, read from the source tree (the
+    package is not importable while it is being built; that module needs
+    only the standard library)."""
+    spec = importlib.util.spec_from_file_location("_lsq_compiled", PACKAGE / "_compiled.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.source_digest
 
 
 def extensions() -> list:
@@ -52,7 +56,7 @@ def extensions() -> list:
         if not pxd.exists():
             print(f"lsq: not compiling {py.name}: {pxd.name} is missing")
             continue
-        digest = source_digest(py, pxd)
+        digest = _source_digest()(py, pxd)
         staged = gateway / f"{name}.py"
         placeholder = "COMPILED_FROM: str | None = None\n"
         text = py.read_text()

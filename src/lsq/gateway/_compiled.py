@@ -22,7 +22,8 @@ ENV = "LSQ_GATEWAY_BUILD"
 
 
 def source_digest(py: Path, pxd: Path) -> str:
-    """The digest setup.py writes into the compiled build (keep in step)."""
+    """The digest setup.py writes into the compiled build (setup.py calls
+    this function; it loads this file by path)."""
     h = hashlib.sha256(py.read_bytes())
     h.update(b"\0")
     h.update(pxd.read_bytes())
