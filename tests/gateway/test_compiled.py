@@ -1,8 +1,8 @@
-"""The compiled build of the gateway's hot path (setup.py, _proxy.pxd).
+"""The compiled build of the gateway's hot path (setup.py, the .pxd files).
 
 The HTTP tests in test_proxy.py run against both builds (see conftest.py);
-these check the build itself: that set-up made it, that the .pxd declares
-what the source sets, and that an edited source is never shadowed by a build
+these check the build itself: that set-up made it, that each .pxd declares
+what its source sets, and that an edited source is never shadowed by a build
 made from an older one.
 """
 
@@ -24,13 +24,22 @@ from lsq.gateway import _compiled
 
 PACKAGE = Path(lsq.__file__).parent
 GATEWAY = PACKAGE / "gateway"
-CLASSES = ("Request", "ClientConn", "Upstream")
+# The classes each compiled module makes C types of.
+CLASSES = {
+    "_proxy": ("Request", "ClientConn", "Upstream"),
+    "_balance": ("BackendState", "ServiceState"),
+    "_policy": ("Policy", "RetryBudget"),
+    "_stats": ("Counters",),
+}
 
 
-def _import_proxy(pythonpath: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _import_unit(
+    pythonpath: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Import the compiled unit's modules in a child; print each one's file."""
     code = (
-        "import lsq.gateway._proxy as p, lsq.gateway._compiled as c; "
-        "print(p.__file__); print(c.is_compiled(p))"
+        "import importlib; "
+        + "".join(f"print(importlib.import_module('lsq.gateway.{n}').__file__); " for n in _compiled.COMPILED)
     )
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -42,20 +51,32 @@ def _import_proxy(pythonpath: Path, env: dict[str, str] | None = None) -> subpro
 
 
 def test_setup_compiled_the_hot_path() -> None:
-    from lsq.gateway import _proxy
+    import importlib
 
-    assert _compiled.is_compiled(_proxy), (
-        f"{_proxy.__file__}: the gateway runs from source; scripts/setup compiles it "
-        "(needs gcc and the Python headers)"
-    )
-    assert _proxy.COMPILED_FROM == _compiled.source_digest(
-        GATEWAY / "_proxy.py", GATEWAY / "_proxy.pxd"
-    )
-    assert type(_proxy.Request).__name__ == "type"
-    assert not hasattr(_proxy.Request(), "__dict__")  # a C type, not a Python class
+    assert set(CLASSES) == set(_compiled.COMPILED)
+    digest = _compiled.source_digest(GATEWAY)
+    for name, classes in CLASSES.items():
+        module = importlib.import_module(f"lsq.gateway.{name}")
+        assert _compiled.is_compiled(module), (
+            f"{module.__file__}: the gateway runs from source; scripts/setup compiles it "
+            "(needs gcc and the Python headers)"
+        )
+        assert module.COMPILED_FROM == digest, name
+        for cls in classes:
+            kind = getattr(module, cls)
+            assert type(kind).__name__ == "type"
+            assert "__dict__" not in dir(kind), f"{name}.{cls} is a Python class, not a C type"
+    # The proxy's typed fields hold the other modules' C types.
+    from lsq.gateway._balance import BackendState
+    from lsq.gateway._proxy import Request
+
+    req = Request()
+    with pytest.raises(TypeError):
+        req.backend = object()  # type: ignore[assignment]
+    req.backend = BackendState("a-0", "127.0.0.1", 1, 100)
 
 
-def _set_attributes(source: str) -> dict[str, set[str]]:
+def _set_attributes(source: str, classes: tuple[str, ...]) -> dict[str, set[str]]:
     """Per class, every `self.NAME` the source assigns (for Request also the
     fields of `_REQUEST_DEFAULTS`, which the source build puts on the class)."""
     found: dict[str, set[str]] = {}
@@ -68,7 +89,7 @@ def _set_attributes(source: str) -> dict[str, set[str]]:
             assert isinstance(node.value, ast.Dict)
             keys = {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
             found.setdefault("Request", set()).update(keys)
-        if isinstance(node, ast.ClassDef) and node.name in CLASSES:
+        if isinstance(node, ast.ClassDef) and node.name in classes:
             names = found.setdefault(node.name, set())
             for sub in ast.walk(node):
                 targets: list[ast.expr] = []
@@ -87,6 +108,20 @@ def _set_attributes(source: str) -> dict[str, set[str]]:
     return found
 
 
+def _slots(source: str, classes: tuple[str, ...]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef) and node.name in classes:
+            for item in node.body:
+                if (
+                    isinstance(item, ast.Assign)
+                    and isinstance(item.targets[0], ast.Name)
+                    and item.targets[0].id == "__slots__"
+                ):
+                    found[node.name] = set(ast.literal_eval(item.value))
+    return found
+
+
 def _declared(pxd: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     current = None
@@ -101,15 +136,20 @@ def _declared(pxd: str) -> dict[str, set[str]]:
     return found
 
 
-def test_the_pxd_declares_what_the_source_sets() -> None:
-    set_ = _set_attributes((GATEWAY / "_proxy.py").read_text())
-    declared = _declared((GATEWAY / "_proxy.pxd").read_text())
-    assert set(set_) == set(CLASSES)
-    for name in CLASSES:
+@pytest.mark.parametrize("module", sorted(CLASSES))
+def test_the_pxd_declares_what_the_source_sets(module: str) -> None:
+    classes = CLASSES[module]
+    source = (GATEWAY / f"{module}.py").read_text()
+    set_ = _set_attributes(source, classes)
+    declared = _declared((GATEWAY / f"{module}.pxd").read_text())
+    assert set(set_) == set(classes) == set(declared)
+    for name in classes:
         assert set_[name] == declared[name], (
             f"{name}: set but not declared {sorted(set_[name] - declared[name])}, "
             f"declared but never set {sorted(declared[name] - set_[name])}"
         )
+    for name, slots in _slots(source, classes).items():
+        assert slots == declared[name], f"{name}: __slots__ and the .pxd differ"
 
 
 def test_an_edited_source_is_not_shadowed_by_an_old_build(tmp_path: Path) -> None:
@@ -117,25 +157,50 @@ def test_an_edited_source_is_not_shadowed_by_an_old_build(tmp_path: Path) -> Non
 
     if not _compiled.is_compiled(_proxy):
         raise AssertionError("no compiled build to test (see test_setup_compiled_the_hot_path)")
-    copy = tmp_path / "lsq"
-    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "templates"))
+    names = _compiled.COMPILED
 
-    same = _import_proxy(tmp_path)
+    def fresh_copy(root: Path) -> Path:
+        copy = root / "lsq"
+        shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "templates"))
+        return copy / "gateway"
+
+    def sources(folder: Path) -> list[str]:
+        return [str(folder / f"{n}.py") for n in names]
+
+    gateway = fresh_copy(tmp_path / "same")
+    same = _import_unit(tmp_path / "same")
     assert same.returncode == 0, same.stderr
-    assert same.stdout.split() == [str(copy / "gateway" / Path(_proxy.__file__).name), "True"]
+    built = [str(gateway / Path(sys.modules[f"lsq.gateway.{n}"].__file__ or "").name) for n in names]
+    assert same.stdout.split() == built
+    assert all(not f.endswith(".py") for f in built)
     assert same.stderr == ""
 
-    forced = _import_proxy(tmp_path, {"LSQ_GATEWAY_BUILD": "source"})
-    assert forced.stdout.split() == [str(copy / "gateway" / "_proxy.py"), "False"]
+    forced = _import_unit(tmp_path / "same", {"LSQ_GATEWAY_BUILD": "source"})
+    assert forced.stdout.split() == sources(gateway)
     assert forced.stderr == ""
 
-    source = copy / "gateway" / "_proxy.py"
-    source.write_text(source.read_text() + "\nEDITED = True\n")
-    edited = _import_proxy(tmp_path)
-    assert edited.returncode == 0, edited.stderr
-    assert edited.stdout.split() == [str(source), "False"]
-    assert "running the gateway from source" in edited.stderr
-    assert "changed after it was compiled" in edited.stderr
+    # An edit to any one source, the first (whose build is loaded to read
+    # the digest) or another, puts the whole unit on its source.
+    for edited_name in (names[0], "_balance"):
+        root = tmp_path / f"edited{edited_name}"
+        gateway = fresh_copy(root)
+        edited = gateway / f"{edited_name}.py"
+        edited.write_text(edited.read_text() + "\nEDITED = True\n")
+        run = _import_unit(root)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == sources(gateway), edited_name
+        assert "running the gateway from source" in run.stderr
+        assert "changed after it was compiled" in run.stderr
+
+    # A build missing one module (its compile failed) is not used at all.
+    root = tmp_path / "partial"
+    gateway = fresh_copy(root)
+    for so in gateway.glob("_balance.*.so"):
+        so.unlink()
+    partial = _import_unit(root)
+    assert partial.returncode == 0, partial.stderr
+    assert partial.stdout.split() == sources(gateway)
+    assert "only part of it was compiled (_balance missing)" in partial.stderr
 
 
 def _source_module():
@@ -233,6 +298,7 @@ def test_without_a_compiler_the_package_installs_and_runs_the_source(tmp_path: P
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = out.glob("lsq-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "lsq/gateway/_proxy.py" in names
-    assert "lsq/gateway/_proxy.pxd" in names
+    for module in _compiled.COMPILED:
+        assert f"lsq/gateway/{module}.py" in names
+        assert f"lsq/gateway/{module}.pxd" in names
     assert not [n for n in names if n.endswith(".so")], names

@@ -1,8 +1,10 @@
-"""Live per-worker state of services and backends, and the balancer."""
+"""Live per-worker state of services and backends, and the balancer.
+
+In the compiled build (setup.py) both classes are C types, typed by
+_balance.pxd, whose fields the proxy reads and writes directly.
+"""
 
 from __future__ import annotations
-
-import socket
 
 import math
 import random
@@ -22,6 +24,10 @@ BREAKER_NAMES = {CLOSED: "closed", OPEN: "open", HALF_OPEN: "half-open"}
 _EWMA_TAU = 10.0  # seconds for a fast sample to replace a slow one
 _MARGIN = 1.5  # within this factor two candidates count as equally good
 _WEIGHTED_MARGIN = 5.0
+
+# The compiled build (setup.py) has the digest of the sources it was made
+# from here; lsq/gateway/_compiled.py compares it with them at import.
+COMPILED_FROM: str | None = None
 
 
 class BackendState:
@@ -81,48 +87,12 @@ class BackendState:
             self.ewma = self.ewma * weight + ms * (1.0 - weight)
         self.ewma_at = now
 
-    def take_idle(self, *, probe: bool = False) -> Upstream | None:
-        """A pooled connection that has not been closed by the backend.
-
-        With `probe`, also peek at the socket: a FIN or stray bytes the event
-        loop has not processed yet make the connection unusable. Requests
-        that must not be sent twice use this, since they are never retried.
-        """
-        while self.idle:
-            upstream = self.idle.pop()
-            if upstream.closed or upstream.transport.is_closing():
-                continue
-            if probe and not _quiet(upstream):
-                upstream.transport.close()
-                continue
-            return upstream
-        return None
-
     def retire(self) -> None:
         """No new requests; idle connections close, busy ones after their response."""
         self.retired = True
         for upstream in self.idle:
             upstream.transport.close()
         self.idle.clear()
-
-
-def _quiet(upstream: Upstream) -> bool:
-    """True if nothing (no data, no FIN) is waiting on the idle connection."""
-    sock = upstream.transport.get_extra_info("socket")
-    if sock is None:
-        return True
-    # uvloop hands out a stand-in socket without recv; peek through a
-    # temporary socket object on the same descriptor, then let it go.
-    peek = socket.socket(fileno=sock.fileno())
-    try:
-        peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        peek.detach()
-    return False
 
 
 def external_backend(url: str) -> BackendState:

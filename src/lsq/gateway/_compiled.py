@@ -1,32 +1,47 @@
 """Which build of the gateway's hot path runs: compiled or source.
 
-`_proxy.py` may also exist as an extension module compiled from it (see
-setup.py), which Python imports in its place. That build carries
-`COMPILED_FROM`, the digest of the `_proxy.py` and `_proxy.pxd` it was made
-from. When the source next to it no longer matches (it was edited after the
-build), or when `LSQ_GATEWAY_BUILD=source` is set, the compiled module hands
-its place in `sys.modules` to the source, so what runs is always what the
-source says.
+The modules named in `COMPILED` may also exist as extension modules compiled
+from them (see setup.py), which Python imports in their place. They are one
+unit: the compiled `_proxy` reaches into the C types of `_balance`, `_policy`
+and `_stats` directly, so either all of them run compiled or none does. Each
+build carries `COMPILED_FROM`, the digest of every `.py` and `.pxd` of the
+unit as they were when it was made.
+
+`select()` decides once per process, when the `lsq.gateway` package is first
+imported and before any of these modules is: it runs the source when
+`LSQ_GATEWAY_BUILD=source` is set, when the sources no longer match the build
+(edited after it was made), or when only part of the unit was compiled. The
+source is then put in place by a finder at the front of `sys.meta_path`, so
+that every later import of these modules gets the source.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
 ENV = "LSQ_GATEWAY_BUILD"
+# Compiled by setup.py, in this order (each cimports only those before it).
+COMPILED = ("_stats", "_policy", "_balance", "_proxy")
+PACKAGE = "lsq.gateway"
 
 
-def source_digest(py: Path, pxd: Path) -> str:
-    """The digest setup.py writes into the compiled build (setup.py calls
+def source_digest(folder: Path, names: Sequence[str] = COMPILED) -> str:
+    """The digest setup.py writes into each compiled module (setup.py calls
     this function; it loads this file by path)."""
-    h = hashlib.sha256(py.read_bytes())
-    h.update(b"\0")
-    h.update(pxd.read_bytes())
+    h = hashlib.sha256()
+    for name in names:
+        for suffix in (".py", ".pxd"):
+            h.update(f"{name}{suffix}\0".encode())
+            h.update((folder / f"{name}{suffix}").read_bytes())
+            h.update(b"\0")
     return h.hexdigest()
 
 
@@ -34,36 +49,61 @@ def is_compiled(module: ModuleType) -> bool:
     return not (module.__file__ or "").endswith(".py")
 
 
-def stale_reason(module_file: str, compiled_from: str | None) -> str | None:
-    """Why a compiled module must give way to its source; None: it may run."""
+def _built(folder: Path, name: str) -> bool:
+    return any(
+        (folder / f"{name}{suffix}").exists()
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+    )
+
+
+def stale_reason(folder: Path) -> str | None:
+    """Why the compiled unit must give way to its source; None: it may run
+    (or there is no build, and the source runs anyway)."""
+    built = [name for name in COMPILED if _built(folder, name)]
+    if not built:
+        return None
     if os.environ.get(ENV) == "source":
         return f"{ENV}=source"
-    folder = Path(module_file).parent
-    name = Path(module_file).name.split(".", 1)[0]
-    py, pxd = folder / f"{name}.py", folder / f"{name}.pxd"
-    if not (py.exists() and pxd.exists()):
+    if len(built) < len(COMPILED):
+        missing = ", ".join(n for n in COMPILED if n not in built)
+        return f"only part of it was compiled ({missing} missing); scripts/setup rebuilds it"
+    if not all((folder / f"{n}{s}").exists() for n in COMPILED for s in (".py", ".pxd")):
         return None  # installed without its source: the build is all there is
-    if compiled_from != source_digest(py, pxd):
+    # The first module imports nothing of the unit: loading it to read its
+    # digest is safe, and it is dropped again if the source is to run.
+    first = f"{PACKAGE}.{COMPILED[0]}"
+    module = importlib.import_module(first)
+    if module.__dict__.get("COMPILED_FROM") != source_digest(folder):
+        sys.modules.pop(first, None)
         return (
-            f"{py.name} or {pxd.name} in {folder} changed after it was compiled; "
+            f"a source in {folder} changed after it was compiled; "
             "scripts/setup rebuilds it"
         )
     return None
 
 
-def use_source_if_stale(name: str, module_file: str, compiled_from: str | None) -> None:
-    """Called at the end of a compiled module's import: swap in the source
-    module when the build is stale or not wanted."""
-    reason = stale_reason(module_file, compiled_from)
+class _SourceFinder(importlib.abc.MetaPathFinder):
+    """Finds the source of the compiled unit's modules before the build."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        package, _, name = fullname.rpartition(".")
+        if package != PACKAGE or name not in COMPILED:
+            return None
+        return importlib.util.spec_from_file_location(fullname, self.folder / f"{name}.py")
+
+
+def select(folder: Path) -> None:
+    """Called by the package's __init__: make the source run if it must."""
+    reason = stale_reason(folder)
     if reason is None:
         return
     if reason != f"{ENV}=source":
         print(f"lsq: warning: running the gateway from source: {reason}", file=sys.stderr)
         # The gateway's worker processes inherit this: one warning, not one each.
         os.environ[ENV] = "source"
-    source = Path(module_file).parent / (name.rsplit(".", 1)[1] + ".py")
-    spec = importlib.util.spec_from_file_location(name, source)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    sys.meta_path.insert(0, _SourceFinder(folder))

@@ -13,6 +13,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+# The compiled build (setup.py) has the digest of the sources it was made
+# from here; lsq/gateway/_compiled.py compares it with them at import.
+COMPILED_FROM: str | None = None
+
 DEFAULTS: dict[str, Any] = {
     "connect_timeout": 1.0,
     "try_timeout": 15.0,

@@ -9,16 +9,20 @@
 
 cimport cython
 
+from lsq.gateway._balance cimport BackendState, ServiceState
+from lsq.gateway._policy cimport Policy, RetryBudget
+from lsq.gateway._stats cimport Counters
+
 
 cdef class Upstream
 
 
 @cython.final
 cdef class Request:
-    cdef public object backend
+    cdef public BackendState backend
     cdef public Upstream upstream
-    cdef public object service
-    cdef public object policy
+    cdef public ServiceState service
+    cdef public Policy policy
     cdef public tuple tried
     cdef public tuple faults
     cdef public object shape
@@ -93,24 +97,29 @@ cdef class ClientConn:
     @cython.locals(line_end=Py_ssize_t, sp=Py_ssize_t, at=Py_ssize_t, url=bytes,
                    lower=bytes, length=bytes, keep=bint, connection=bint, idem=bint, fields=list,
                    traced=bint, incoming=double, now=double, req=Request,
-                   method=bytes, path=bytes, name=bytes, value=bytes)
+                   method=bytes, path=bytes, name=bytes, value=bytes,
+                   service=ServiceState, policy=Policy)
     cpdef bint _fast_head(self, bytes head) except? -1
 
     cpdef _start(self, Request req)
+    @cython.locals(service=ServiceState)
     cpdef _dispatch(self, Request req)
+
+    @cython.locals(service=ServiceState, backend=BackendState, budget=RetryBudget)
     cpdef _try(self, Request req)
 
-    @cython.locals(replayable=bint)
-    cpdef _send_to(self, Request req, backend)
+    @cython.locals(replayable=bint, upstream=Upstream)
+    cpdef _send_to(self, Request req, BackendState backend)
 
     cpdef _attach(self, Request req, Upstream upstream, bint reused)
     cpdef bytes _resolve(self, Request req, host, bytes url)
 
     cpdef _send(self, Request req, bytes data)
 
-    @cython.locals(ms=double, bucket=Py_ssize_t)
+    @cython.locals(ms=double, bucket=Py_ssize_t, service=ServiceState, backend=BackendState)
     cpdef _account(self, Request req, int status, bint aborted=*)
 
+    @cython.locals(backend=BackendState)
     cpdef response_done(self, Request req, Upstream upstream, bint reuse)
 
     @cython.locals(before=int)
@@ -120,7 +129,7 @@ cdef class ClientConn:
 @cython.final
 cdef class Upstream:
     cdef public object ctx
-    cdef public object backend
+    cdef public BackendState backend
     cdef public object transport
     cdef public object parser
     cdef public ClientConn client
@@ -151,7 +160,7 @@ cdef class Upstream:
     @cython.locals(size=Py_ssize_t, req=Request)
     cpdef _fast_body(self, ClientConn client, bytes data, left)
 
-    @cython.locals(backend=object)
+    @cython.locals(backend=BackendState)
     cpdef _head_ok(self, Request req, int status)
 
 
@@ -163,3 +172,8 @@ cpdef list _scan_fields(bytes lower, bint response)
 cpdef tuple _cut_line(bytes head, bytes lower, bytes name)
 
 cpdef _free_slot(Request req)
+
+cpdef _count(Counters counters, Py_ssize_t bucket, int status, bint aborted)
+
+@cython.locals(idle=list, upstream=Upstream)
+cpdef Upstream _take_idle(BackendState backend, bint probe)

@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import time
 from bisect import bisect_left
 from collections import deque
@@ -45,7 +46,7 @@ from lsq.gateway._headers import (
     is_trusted,
 )
 from lsq.gateway._policy import IDEMPOTENT, RETRY_BODY, RETRY_STATUS, Policy
-from lsq.gateway._stats import BUCKETS
+from lsq.gateway._stats import BUCKETS, Counters
 
 _bisect = bisect_left
 _LAST_BUCKET = len(BUCKETS) - 1
@@ -56,8 +57,8 @@ _wall = time.time
 if TYPE_CHECKING:
     from lsq.gateway._worker import Context
 
-# The compiled build (setup.py) has the digest of the source it was made
-# from here; lsq/gateway/_compiled.py compares it with the source at import.
+# The compiled build (setup.py) has the digest of the sources it was made
+# from here; lsq/gateway/_compiled.py compares it with them at import.
 COMPILED_FROM: str | None = None
 
 HIGH_WATER = 256 * 1024
@@ -130,7 +131,7 @@ def _scan_fields(lower: bytes, response: bool) -> list[tuple[bytes, bytes]]:
             while k < j and p[k] != 58:  # the colon
                 k += 1
             if k < j:
-                name = lower[i:k]
+                name = p[i:k]  # sliced from the pointer: no slice object
                 if (name in _RESPONSE_NAMES if response else name in _REQUEST_NAMES) or (
                     (c == 112 and name[:6] == b"proxy-")
                     or (c == 120 and not response and name[:12] == b"x-forwarded-")
@@ -138,7 +139,7 @@ def _scan_fields(lower: bytes, response: bool) -> list[tuple[bytes, bytes]]:
                     k += 1
                     while k < j and (p[k] == 32 or p[k] == 9):
                         k += 1
-                    found.append((name, lower[k:j]))
+                    found.append((name, p[k:j]))
         i = j + 2
     return found
 
@@ -693,7 +694,7 @@ class ClientConn:
     def _send_to(self, req: Request, backend: BackendState) -> None:
         req.waiting = False
         replayable = req.method in IDEMPOTENT or req.idem
-        upstream = backend.take_idle(probe=not replayable)
+        upstream = _take_idle(backend, not replayable)
         if upstream is not None:
             self._attach(req, upstream, True)
         else:
@@ -992,19 +993,10 @@ class ClientConn:
         bucket = _bisect(BUCKETS, ms)
         if bucket > _LAST_BUCKET:
             bucket = _LAST_BUCKET
-        # The service's and the replica's counters; done here rather than by a
-        # method call per target, as this runs once per request.
-        for target in (service, backend):
-            if target is None:
-                continue
-            counters = target.counters
-            counters.requests += 1
-            counters.hist[bucket] += 1
-            if status >= 400:
-                counters.errors["5xx" if status >= 500 else "4xx"] += 1
-            if aborted:
-                counters.errors["aborted"] += 1
+        if service is not None:
+            _count(service.counters, bucket, status, aborted)
         if backend is not None:
+            _count(backend.counters, bucket, status, aborted)
             backend.observe(ms, ctx.now)
         if req.trace is not None and service is not None:
             ctx.spans.append(
@@ -1259,10 +1251,58 @@ def _float(value: bytes) -> float:
         return 0.0
 
 
+def _count(counters: Counters, bucket: int, status: int, aborted: bool) -> None:
+    """One finished request in a service's or a replica's counters."""
+    counters.requests += 1
+    counters.hist[bucket] += 1
+    if status >= 400:
+        counters.errors["5xx" if status >= 500 else "4xx"] += 1
+    if aborted:
+        counters.errors["aborted"] += 1
+
+
 def _free_slot(req: Request) -> None:
     if req.slot:
         req.slot = False
         req.backend.active -= 1  # type: ignore[union-attr]
+
+
+def _take_idle(backend: BackendState, probe: bool) -> Upstream | None:
+    """A pooled connection to `backend` that the backend has not closed.
+
+    With `probe`, also peek at the socket: a FIN or stray bytes the event
+    loop has not processed yet make the connection unusable. Requests that
+    must not be sent twice use this, since they are never retried.
+    """
+    idle = backend.idle
+    while idle:
+        upstream = idle.pop()
+        if upstream.closed or upstream.transport.is_closing():
+            continue
+        if probe and not _quiet(upstream):
+            upstream.transport.close()
+            continue
+        return upstream
+    return None
+
+
+def _quiet(upstream: Upstream) -> bool:
+    """True if nothing (no data, no FIN) is waiting on the idle connection."""
+    sock = upstream.transport.get_extra_info("socket")
+    if sock is None:
+        return True
+    # uvloop hands out a stand-in socket without recv; peek through a
+    # temporary socket object on the same descriptor, then let it go.
+    peek = socket.socket(fileno=sock.fileno())
+    try:
+        peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        peek.detach()
+    return False
 
 
 class Upstream:
@@ -1528,7 +1568,7 @@ class Upstream:
         ):
             # Only a request that is safe to repeat is sent again: the backend
             # may have read a POST before closing. A POST got a probed
-            # connection instead (see BackendState.take_idle).
+            # connection instead (see _take_idle).
             self.req = self.client = None
             client.retry(req, self)
         elif req.started and self.mode == _CLOSE and self.parser is not None:
@@ -1733,9 +1773,3 @@ def _response_lines(
             continue
         lines.append(name + b": " + value + b"\r\n")
     return lines, has_length, not chunked and not has_length
-
-
-if not __file__.endswith(".py"):  # the compiled build: is it this source's?
-    from lsq.gateway._compiled import use_source_if_stale
-
-    use_source_if_stale(__name__, __file__, COMPILED_FROM)

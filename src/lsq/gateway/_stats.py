@@ -1,13 +1,18 @@
 """Counters and latency histograms, per service and per replica.
 
 Workers keep `Counters` on the hot path (`ClientConn._account` makes a few
-integer increments per request); the parent merges the workers' dumps and
-computes percentiles.
+integer increments per request; in the compiled build `Counters` is a C type,
+typed by _stats.pxd); the parent merges the workers' dumps and computes
+percentiles.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+# The compiled build (setup.py) has the digest of the sources it was made
+# from here; lsq/gateway/_compiled.py compares it with them at import.
+COMPILED_FROM: str | None = None
 
 # Log-spaced bucket upper bounds in milliseconds: 0.05 ms .. ~110 s, 4 per octave.
 _PER_OCTAVE = 4
