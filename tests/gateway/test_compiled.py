@@ -225,7 +225,15 @@ _NAMES = [
     "forwarded-x", "proxy-", "proxy-authorization", "proxy", "retry-after",
     "retry", "server", "date", "accept", "cookie", "p", "k", "e", "u",
 ]
-_VALUES = ["", "a", " a", "\ta b ", "  ", "x:y", "1:2:3", "close", " keep-alive ", "é"]
+_VALUES = [
+    "", "a", " a", "\ta b ", "  ", "x:y", "1:2:3", "close", " keep-alive ", "é",
+    "Keep-Alive", "CLOSE", "Shop.LOCALHOST:8080",
+]
+
+
+def _expected(pattern: re.Pattern[bytes], head: bytes) -> list[tuple[bytes, bytes]]:
+    """The regular expression's names, each with its value as `head` has it."""
+    return [(m.group(1), head[m.start(2) : m.end(2)]) for m in pattern.finditer(head.lower())]
 
 
 def test_the_compiled_scan_finds_what_the_regular_expressions_find() -> None:
@@ -263,12 +271,38 @@ def test_the_compiled_scan_finds_what_the_regular_expressions_find() -> None:
             continue
         assert lower.lstrip(b"\r").count(b"\r") == lower.count(b"\r\n"), head
         compared += 1
-        want_request = source._REQUEST_FIELDS(lower)
-        want_response = source._RESPONSE_FIELDS(lower)
+        want_request = _expected(source._REQUEST_FIELDS.__self__, head)
+        want_response = _expected(source._RESPONSE_FIELDS.__self__, head)
         for module in (source, _proxy):
-            assert module._scan_fields(lower, False) == want_request, head
-            assert module._scan_fields(lower, True) == want_response, head
+            assert module._scan_fields(head, lower, False) == want_request, head
+            assert module._scan_fields(head, lower, True) == want_response, head
     assert compared > 1000, compared
+
+
+def test_the_compiled_helpers_match_what_the_source_calls() -> None:
+    """The compiled build's byte search and histogram bucket against
+    bytes.find and bisect, which the source calls in their place."""
+    import bisect
+    import random
+
+    from lsq.gateway import _proxy
+    from lsq.gateway._stats import BUCKETS
+
+    rng = random.Random(11)
+    for module in (_source_module(), _proxy):
+        for _ in range(2000):
+            data = bytes(rng.choice(b"ab \r\n") for _ in range(rng.randrange(0, 20)))
+            start = rng.randrange(0, len(data) + 1)
+            stop = rng.randrange(start, len(data) + 1)
+            for byte in (13, 32, 0x61):
+                assert module._find_byte(data, byte, start, stop) == data.find(
+                    bytes([byte]), start, stop
+                ), (data, byte, start, stop)
+        values = [0.0, 1e-9, 1e9, *BUCKETS, *(b * (1 + 1e-12) for b in BUCKETS)]
+        values += [rng.uniform(0, 200) for _ in range(2000)]
+        values += [rng.lognormvariate(0, 4) for _ in range(2000)]
+        for ms in values:
+            assert module._bucket(ms) == min(bisect.bisect_left(BUCKETS, ms), len(BUCKETS) - 1), ms
 
 
 @pytest.mark.slow

@@ -94,7 +94,8 @@ cdef class ClientConn:
                    req=Request, buf=bytes, rest=bytes, head=bytes, chunk=bytes)
     cpdef _frame(self, bytes data)
 
-    @cython.locals(line_end=Py_ssize_t, sp=Py_ssize_t, at=Py_ssize_t, url=bytes,
+    @cython.locals(raw="const char *", size=Py_ssize_t,
+                   line_end=Py_ssize_t, sp=Py_ssize_t, at=Py_ssize_t, url=bytes,
                    lower=bytes, length=bytes, keep=bint, connection=bint, idem=bint, fields=list,
                    traced=bint, incoming=double, now=double, req=Request,
                    method=bytes, path=bytes, name=bytes, value=bytes,
@@ -151,7 +152,8 @@ cdef class Upstream:
     cdef public object throttle
     cdef public object check
 
-    @cython.locals(end=Py_ssize_t, got=Py_ssize_t, status=int, req=Request,
+    @cython.locals(raw="const char *", d1=int, d2=int, d3=int,
+                   end=Py_ssize_t, got=Py_ssize_t, status=int, req=Request,
                    buf=bytes, head=bytes, lower=bytes, length=bytes, body=bytes,
                    code=bytes, name=bytes, value=bytes, reuse=bint, connection=bint,
                    fields=list, check=object)
@@ -164,9 +166,17 @@ cdef class Upstream:
     cpdef _head_ok(self, Request req, int status)
 
 
-@cython.locals(p="const char *", n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t,
-               k=Py_ssize_t, c=char, wanted=bint, found=list, name=bytes)
-cpdef list _scan_fields(bytes lower, bint response)
+@cython.locals(p="const char *", q="const char *", n=Py_ssize_t, i=Py_ssize_t,
+               j=Py_ssize_t, k=Py_ssize_t, c=char, wanted=bint, found=list, name=bytes)
+cpdef list _scan_fields(bytes head, bytes lower, bint response)
+
+@cython.locals(p="const unsigned char *", i=Py_ssize_t)
+cpdef Py_ssize_t _find_byte(bytes data, int byte, Py_ssize_t start, Py_ssize_t stop) noexcept
+
+@cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t, bound=double)
+cpdef Py_ssize_t _bucket(double ms)
+
+cdef tuple _BOUNDS
 
 @cython.locals(at=Py_ssize_t, stop=Py_ssize_t)
 cpdef tuple _cut_line(bytes head, bytes lower, bytes name)

@@ -49,6 +49,7 @@ from lsq.gateway._policy import IDEMPOTENT, RETRY_BODY, RETRY_STATUS, Policy
 from lsq.gateway._stats import BUCKETS, Counters
 
 _bisect = bisect_left
+_BOUNDS = BUCKETS
 _LAST_BUCKET = len(BUCKETS) - 1
 
 _perf = time.perf_counter
@@ -95,10 +96,11 @@ _RESPONSE_NAMES = frozenset(
 )
 
 
-def _scan_fields(lower: bytes, response: bool) -> list[tuple[bytes, bytes]]:
+def _scan_fields(head: bytes, lower: bytes, response: bool) -> list[tuple[bytes, bytes]]:
     """What `_RESPONSE_FIELDS(lower)` (or, for a request, `_REQUEST_FIELDS`)
     finds in a complete head that httptools has found valid (every CR starts
-    a CRLF), by one pass over its bytes.
+    a CRLF), by one pass over its bytes; but each value is taken from `head`
+    (`lower` is `head.lower()`), so it comes as the sender wrote it.
 
     The compiled build uses this: typed by _proxy.pxd it runs as a C loop,
     about a fifth of the regular expression's cost. The source keeps the
@@ -106,7 +108,8 @@ def _scan_fields(lower: bytes, response: bool) -> list[tuple[bytes, bytes]]:
     compared on many heads by tests/gateway/test_compiled.py.
     """
     found = []
-    p = lower  # a char pointer in the compiled build
+    p = lower  # char pointers in the compiled build
+    q = head
     n = len(lower)
     i = 0
     while i < n and p[i] != 13:  # past the request or status line
@@ -139,7 +142,7 @@ def _scan_fields(lower: bytes, response: bool) -> list[tuple[bytes, bytes]]:
                     k += 1
                     while k < j and (p[k] == 32 or p[k] == 9):
                         k += 1
-                    found.append((name, p[k:j]))
+                    found.append((name, q[k:j]))
         i = j + 2
     return found
 
@@ -372,13 +375,20 @@ class ClientConn:
 
     def _fast_head(self, head: bytes) -> bool:
         """Take a complete head by the fast path; False: it needs the careful one."""
-        line_end = head.find(b"\r\n")
-        sp = head.find(b" ", 0, line_end)
-        if sp <= 0 or head[line_end - 9 : line_end] != b" HTTP/1.1":
+        raw = head  # a char pointer in the compiled build (see the module docstring)
+        size = len(head)
+        if COMPILED_FROM is None:
+            line_end = head.find(b"\r\n")
+            sp = head.find(b" ", 0, line_end)
+        else:
+            line_end = _find_byte(head, 13, 0, size)
+            sp = _find_byte(head, 32, 0, line_end)
+        if sp <= 0 or line_end < 9 or not head.startswith(b" HTTP/1.1", line_end - 9):
             return False
-        url = head[sp + 1 : line_end - 9]
-        if url[:1] != b"/":
+        if raw[sp + 1] != 47:  # the path starts with a slash
             return False
+        url = raw[sp + 1 : line_end - 9]
+        method = raw[0:sp]
         lower = head.lower()
         host: bytes | None = None
         length = b""
@@ -386,7 +396,9 @@ class ClientConn:
         connection = idem = traced = False
         incoming = 0.0
         # One C scan finds every header the gateway reads or must not pass on.
-        fields = _REQUEST_FIELDS(lower) if COMPILED_FROM is None else _scan_fields(lower, False)
+        fields = (
+            _REQUEST_FIELDS(lower) if COMPILED_FROM is None else _scan_fields(head, lower, False)
+        )
         for name, value in fields:
             if name == b"host":
                 if host is not None:
@@ -399,7 +411,7 @@ class ClientConn:
                 if not length.isdigit():
                     return False
             elif name == b"connection":
-                value = value.rstrip()
+                value = value.rstrip().lower()
                 if connection or (value != b"close" and value != b"keep-alive"):
                     return False
                 connection = True
@@ -416,15 +428,17 @@ class ClientConn:
                 return False  # hop-by-hop, Upgrade, Expect, X-Forwarded-*: careful
         if host is None:
             return False
-        if host:  # as the client wrote it: the scan saw a lower-cased copy
+        if host and COMPILED_FROM is None:
+            # As the client wrote it: the regular expression saw the lower-cased
+            # copy (the compiled scan takes values from `head`).
             at = lower.find(b"\r\nhost:") + 7
-            host = head[at : lower.find(b"\r\n", at)].strip()
+            host = head[at : lower.find(b"\r\n", at)].lstrip(b" \t").rstrip()
         if connection:
             head, lower = _cut_line(head, lower, b"\r\nconnection:")
         if incoming:
             head, lower = _cut_line(head, lower, _DEADLINE)
         req = Request()
-        req.method = method = head[:sp]
+        req.method = method
         req.fast = method != b"HEAD"  # a HEAD response has no body to count
         req.url = url
         req.keep_alive = keep
@@ -990,9 +1004,12 @@ class ClientConn:
         ctx = self.ctx
         ms = (_perf() - req.t0) * 1000.0 if req.t0 else 0.0
         backend = req.backend
-        bucket = _bisect(BUCKETS, ms)
-        if bucket > _LAST_BUCKET:
-            bucket = _LAST_BUCKET
+        if COMPILED_FROM is None:
+            bucket = _bisect(BUCKETS, ms)
+            if bucket > _LAST_BUCKET:
+                bucket = _LAST_BUCKET
+        else:
+            bucket = _bucket(ms)
         if service is not None:
             _count(service.counters, bucket, status, aborted)
         if backend is not None:
@@ -1261,6 +1278,34 @@ def _count(counters: Counters, bucket: int, status: int, aborted: bool) -> None:
         counters.errors["aborted"] += 1
 
 
+def _find_byte(data: bytes, byte: int, start: int, stop: int) -> int:
+    """`data.find(bytes([byte]), start, stop)` for 0 <= start <= stop <=
+    len(data), by a loop that the compiled build makes C (bytes.find parses
+    its arguments on every call, which costs more than a short search)."""
+    p = data  # a char pointer in the compiled build
+    i = start
+    while i < stop:
+        if p[i] == byte:
+            return i
+        i += 1
+    return -1
+
+
+def _bucket(ms: float) -> int:
+    """`bisect_left(BUCKETS, ms)`, at most the last bucket: a binary search in
+    C in the compiled build (the source calls bisect instead)."""
+    lo = 0
+    hi = _LAST_BUCKET
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        bound = _BOUNDS[mid]
+        if bound < ms:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def _free_slot(req: Request) -> None:
     if req.slot:
         req.slot = False
@@ -1397,18 +1442,21 @@ class Upstream:
                 self.buf = buf
             return
         self.buf = b""
-        end += 4
+        raw = buf  # a char pointer in the compiled build (see the module docstring)
         req: Request = self.req  # type: ignore[assignment]
         # The status code of an HTTP/1.1 status line; 0 sends it to the careful path.
-        code = buf[9:12]
-        if buf[:9] == b"HTTP/1.1 " and buf[12:13] == b" " and code.isdigit():
-            status = int(code)
-        else:
-            status = 0
+        status = 0
+        if end >= 12 and buf.startswith(b"HTTP/1.1 ") and raw[12] == 32:
+            d1 = raw[9] - 48
+            d2 = raw[10] - 48
+            d3 = raw[11] - 48
+            if 0 <= d1 <= 9 and 0 <= d2 <= 9 and 0 <= d3 <= 9:
+                status = d1 * 100 + d2 * 10 + d3
+        end += 4
         if status < 200 or status in (204, 304) or not req.fast or req.shape is not None:
             self._go_careful(buf)
             return
-        head = buf[:end]
+        head = buf if end == len(buf) else raw[0:end]
         # httptools checks the syntax first, as for requests: a malformed head
         # from a backend is never passed on (the careful path's parser does
         # the same), and the scan below only ever sees a valid head.
@@ -1427,7 +1475,9 @@ class Upstream:
         length = b""
         reuse = True
         connection = False  # a Connection line was seen
-        fields = _RESPONSE_FIELDS(lower) if COMPILED_FROM is None else _scan_fields(lower, True)
+        fields = (
+            _RESPONSE_FIELDS(lower) if COMPILED_FROM is None else _scan_fields(head, lower, True)
+        )
         for name, value in fields:
             if name == b"content-length":
                 if length:
@@ -1435,7 +1485,7 @@ class Upstream:
                     return
                 length = value.rstrip()
             elif name == b"connection":
-                value = value.rstrip()
+                value = value.rstrip().lower()
                 if connection or (value != b"keep-alive" and value != b"close"):
                     self._go_careful(buf)
                     return
@@ -1453,7 +1503,7 @@ class Upstream:
         if connection and not (reuse and req.keep_alive):
             head, lower = _cut_line(head, lower, b"\r\nconnection:")
         size = int(length)
-        body = buf[end:] if end < len(buf) else b""
+        body = raw[end : len(buf)] if end < len(buf) else b""
         got = len(body)
         if got > size:
             body = body[:size]  # bytes past the body: the connection is spoiled
