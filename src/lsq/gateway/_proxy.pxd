@@ -166,9 +166,13 @@ cdef class Upstream:
     cpdef _head_ok(self, Request req, int status)
 
 
-@cython.locals(p="const char *", q="const char *", n=Py_ssize_t, i=Py_ssize_t,
-               j=Py_ssize_t, k=Py_ssize_t, c=char, wanted=bint, found=list, name=bytes)
-cpdef list _scan_fields(bytes head, bytes lower, bint response)
+@cython.locals(p="const unsigned char *", n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t,
+               k=Py_ssize_t, c=int, wanted=bint, found=list, names=tuple, candidate=bytes)
+cpdef list _scan_fields(bytes head, bint response)
+
+@cython.locals(q="const unsigned char *", m=Py_ssize_t, t=Py_ssize_t, c=int)
+cdef inline bint _is_name(const unsigned char *p, Py_ssize_t i, Py_ssize_t k, bytes name,
+                          bint prefix) noexcept
 
 @cython.locals(p="const unsigned char *", i=Py_ssize_t)
 cpdef Py_ssize_t _find_byte(bytes data, int byte, Py_ssize_t start, Py_ssize_t stop) noexcept
@@ -177,6 +181,8 @@ cpdef Py_ssize_t _find_byte(bytes data, int byte, Py_ssize_t start, Py_ssize_t s
 cpdef Py_ssize_t _bucket(double ms)
 
 cdef tuple _BOUNDS
+cdef tuple _REQUEST_NAMES
+cdef tuple _RESPONSE_NAMES
 
 @cython.locals(at=Py_ssize_t, stop=Py_ssize_t)
 cpdef tuple _cut_line(bytes head, bytes lower, bytes name)
