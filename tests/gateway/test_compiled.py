@@ -280,8 +280,9 @@ def test_the_compiled_scan_finds_what_the_regular_expressions_find() -> None:
 
 
 def test_the_compiled_helpers_match_what_the_source_calls() -> None:
-    """The compiled build's byte search and histogram bucket against
-    bytes.find and bisect, which the source calls in their place."""
+    """The compiled build's helpers against what they stand for: the byte
+    search and histogram bucket against bytes.find and bisect (which the
+    source calls in their place), the others against slicing and int()."""
     import bisect
     import random
 
@@ -298,6 +299,13 @@ def test_the_compiled_helpers_match_what_the_source_calls() -> None:
                 assert module._find_byte(data, byte, start, stop) == data.find(
                     bytes([byte]), start, stop
                 ), (data, byte, start, stop)
+            if data:
+                n = rng.randrange(1, len(data) + 1)
+                assert module._chop(data, n) == data[:-n]
+        for value in (b"", b"0", b"2", b"007", b"12345678901234567", b"1" * 18, b"1" * 19,
+                      b"-1", b"+1", b" 1", b"1 ", b"1a", b"\xd9\xa3", b"1_000"):
+            want = int(value) if value.isdigit() and len(value) <= 18 else -1
+            assert module._length(value) == want, value
         values = [0.0, 1e-9, 1e9, *BUCKETS, *(b * (1 + 1e-12) for b in BUCKETS)]
         values += [rng.uniform(0, 200) for _ in range(2000)]
         values += [rng.lognormvariate(0, 4) for _ in range(2000)]

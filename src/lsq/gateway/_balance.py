@@ -82,7 +82,7 @@ class BackendState:
         """Peak-EWMA: a slower sample counts at once, faster ones decay in."""
         if ms >= self.ewma:
             self.ewma = ms
-        else:
+        elif now != self.ewma_at:  # no time passed: the weight is 1, nothing moves
             weight = math.exp(-(now - self.ewma_at) / _EWMA_TAU)
             self.ewma = self.ewma * weight + ms * (1.0 - weight)
         self.ewma_at = now

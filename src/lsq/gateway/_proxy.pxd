@@ -86,6 +86,8 @@ cdef class ClientConn:
     cdef public bytes forwarded
     cdef public object tail_host
     cdef public bytes tail
+    cdef public object ending_line
+    cdef public bytes ending
     cdef public bint trusted
     cdef public object source
     cdef public object bad
@@ -113,6 +115,7 @@ cdef class ClientConn:
     cpdef _send_to(self, Request req, BackendState backend)
 
     cpdef _attach(self, Request req, Upstream upstream, bint reused)
+    @cython.locals(services=dict)
     cpdef bytes _resolve(self, Request req, host, bytes url)
 
     cpdef _send(self, Request req, bytes data)
@@ -153,7 +156,7 @@ cdef class Upstream:
     cdef public object check
 
     @cython.locals(raw="const char *", d1=int, d2=int, d3=int,
-                   end=Py_ssize_t, got=Py_ssize_t, status=int, req=Request,
+                   end=Py_ssize_t, got=Py_ssize_t, size=Py_ssize_t, status=int, req=Request,
                    buf=bytes, head=bytes, lower=bytes, length=bytes, body=bytes,
                    code=bytes, name=bytes, value=bytes, reuse=bint, connection=bint,
                    fields=list, check=object)
@@ -173,6 +176,12 @@ cpdef list _scan_fields(bytes head, bint response)
 @cython.locals(q="const unsigned char *", m=Py_ssize_t, t=Py_ssize_t, c=int)
 cdef inline bint _is_name(const unsigned char *p, Py_ssize_t i, Py_ssize_t k, bytes name,
                           bint prefix) noexcept
+
+@cython.locals(p="const char *")
+cpdef bytes _chop(bytes data, Py_ssize_t n)
+
+@cython.locals(p="const unsigned char *", n=Py_ssize_t, i=Py_ssize_t, d=int, size=Py_ssize_t)
+cpdef Py_ssize_t _length(bytes value)
 
 @cython.locals(p="const unsigned char *", i=Py_ssize_t)
 cpdef Py_ssize_t _find_byte(bytes data, int byte, Py_ssize_t start, Py_ssize_t stop) noexcept

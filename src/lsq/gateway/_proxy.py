@@ -296,6 +296,8 @@ class ClientConn:
         self.forwarded = b""
         self.tail_host: bytes | None = None  # the Host `tail` was made for
         self.tail = b""  # X-Forwarded-* lines for requests with that Host
+        self.ending_line: bytes | None = None  # the deadline line `ending` has
+        self.ending = b""  # what ends a head: `tail`, then that line
         self.trusted = False
         self.source: str | None | bool = False  # False = not looked up yet
         self.bad: tuple[int, str] | None = None  # a 400 to send once the queue is done
@@ -440,7 +442,9 @@ class ClientConn:
                 if not length.isdigit():
                     return False
             elif name == b"connection":
-                value = value.rstrip().lower()
+                value = value.rstrip()
+                if value != b"keep-alive" and value != b"close":
+                    value = value.lower()  # compared ignoring case
                 if connection or (value != b"close" and value != b"keep-alive"):
                     return False
                 connection = True
@@ -487,6 +491,7 @@ class ClientConn:
                 self.tail = self.forwarded
                 if host:
                     self.tail += b"X-Forwarded-Host: " + host + b"\r\n"
+                self.ending_line = None
             ctx = self.ctx
             if ctx.policies:
                 # _deadline, inlined for its common case: no incoming deadline,
@@ -500,7 +505,10 @@ class ClientConn:
                 else:
                     req.deadline = now + policy.timeout
                     line = policy.line
-                head = head[:-2] + self.tail + line
+                if line is not self.ending_line:  # tail + line, made once per line
+                    self.ending_line = line
+                    self.ending = self.tail + line
+                head = _chop(head, 2) + self.ending
             else:
                 head = head[:-2] + self.tail + b"\r\n"
         req.head = head
@@ -625,7 +633,8 @@ class ClientConn:
             if name is None:
                 req.error = (404, "no route", "no service matches this Host or path")
                 return path
-        service = ctx.services.get(name)
+        services = ctx.services
+        service = services.get(name)
         if service is None:
             req.error = (503, "service unavailable", f"service {name!r} is not routed")
             return path
@@ -736,7 +745,7 @@ class ClientConn:
 
     def _send_to(self, req: Request, backend: BackendState) -> None:
         req.waiting = False
-        replayable = req.method in IDEMPOTENT or req.idem
+        replayable = req.method == b"GET" or req.method in IDEMPOTENT or req.idem
         upstream = _take_idle(backend, not replayable)
         if upstream is not None:
             self._attach(req, upstream, True)
@@ -1307,6 +1316,31 @@ def _count(counters: Counters, bucket: int, status: int, aborted: bool) -> None:
         counters.errors["aborted"] += 1
 
 
+def _chop(data: bytes, n: int) -> bytes:
+    """`data[:-n]` for 0 < n <= len(data); in the compiled build a copy from
+    a char pointer, with no slice object."""
+    p = data  # a char pointer in the compiled build
+    return p[0 : len(data) - n]
+
+
+def _length(value: bytes) -> int:
+    """A Content-Length value as a number; -1 when it is not all ASCII
+    digits, or empty, or too long for one (the careful path takes those)."""
+    n = len(value)
+    if n == 0 or n > 18:
+        return -1
+    p = value  # a char pointer in the compiled build
+    size = 0
+    i = 0
+    while i < n:
+        d = p[i] - 48
+        if d < 0 or d > 9:
+            return -1
+        size = size * 10 + d
+        i += 1
+    return size
+
+
 def _find_byte(data: bytes, byte: int, start: int, stop: int) -> int:
     """`data.find(bytes([byte]), start, stop)` for 0 <= start <= stop <=
     len(data), by a loop that the compiled build makes C (bytes.find parses
@@ -1516,7 +1550,9 @@ class Upstream:
                     return
                 length = value.rstrip()
             elif name == b"connection":
-                value = value.rstrip().lower()
+                value = value.rstrip()
+                if value != b"keep-alive" and value != b"close":
+                    value = value.lower()  # compared ignoring case
                 if connection or (value != b"keep-alive" and value != b"close"):
                     self._go_careful(buf)
                     return
@@ -1525,7 +1561,8 @@ class Upstream:
             elif name != b"retry-after":
                 self._go_careful(buf)  # hop-by-hop, chunked, Upgrade
                 return
-        if not length.isdigit():
+        size = _length(length)
+        if size < 0:
             self._go_careful(buf)
             return
         # The backend's Connection line is for the gateway's connection to it.
@@ -1533,7 +1570,6 @@ class Upstream:
         # as it is; otherwise it goes, and `close` is said below if needed.
         if connection and not (reuse and req.keep_alive):
             head, lower = _cut_line(head, lower or head.lower(), b"\r\nconnection:")
-        size = int(length)
         body = raw[end : len(buf)] if end < len(buf) else b""
         got = len(body)
         if got > size:
