@@ -26,7 +26,7 @@ PACKAGE = Path(lsq.__file__).parent
 GATEWAY = PACKAGE / "gateway"
 # The classes each compiled module makes C types of.
 CLASSES = {
-    "_proxy": ("Request", "ClientConn", "Upstream"),
+    "_proxy": ("ContextBase", "Request", "ClientConn", "Upstream"),
     "_balance": ("BackendState", "ServiceState"),
     "_policy": ("Policy", "RetryBudget"),
     "_stats": ("Counters",),

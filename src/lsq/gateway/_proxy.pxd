@@ -17,6 +17,18 @@ from lsq.gateway._stats cimport Counters
 cdef class Upstream
 
 
+# Not final: the worker's Context derives from it.
+cdef class ContextBase:
+    cdef public object loop
+    cdef public object clock
+    cdef public double now
+    cdef public bint policies
+    cdef public dict services
+    cdef public object access
+    cdef public object spans
+    cdef public set conns
+
+
 @cython.final
 cdef class Request:
     cdef public BackendState backend
@@ -63,7 +75,7 @@ cdef class Request:
 
 @cython.final
 cdef class ClientConn:
-    cdef public object ctx
+    cdef public ContextBase ctx
     cdef public object fixed
     cdef public object check
     cdef public object parser
@@ -101,26 +113,28 @@ cdef class ClientConn:
                    lower=bytes, length=bytes, keep=bint, connection=bint, idem=bint, fields=list,
                    traced=bint, incoming=double, now=double, req=Request,
                    method=bytes, path=bytes, name=bytes, value=bytes,
-                   service=ServiceState, policy=Policy)
+                   service=ServiceState, policy=Policy, ctx=ContextBase)
     cpdef bint _fast_head(self, bytes head) except? -1
 
     cpdef _start(self, Request req)
     @cython.locals(service=ServiceState)
     cpdef _dispatch(self, Request req)
 
-    @cython.locals(service=ServiceState, backend=BackendState, budget=RetryBudget)
+    @cython.locals(service=ServiceState, backend=BackendState, budget=RetryBudget,
+                   ctx=ContextBase)
     cpdef _try(self, Request req)
 
     @cython.locals(replayable=bint, upstream=Upstream)
     cpdef _send_to(self, Request req, BackendState backend)
 
     cpdef _attach(self, Request req, Upstream upstream, bint reused)
-    @cython.locals(services=dict)
+    @cython.locals(services=dict, ctx=ContextBase)
     cpdef bytes _resolve(self, Request req, host, bytes url)
 
     cpdef _send(self, Request req, bytes data)
 
-    @cython.locals(ms=double, bucket=Py_ssize_t, service=ServiceState, backend=BackendState)
+    @cython.locals(ms=double, bucket=Py_ssize_t, service=ServiceState, backend=BackendState,
+                   ctx=ContextBase)
     cpdef _account(self, Request req, int status, bint aborted=*)
 
     @cython.locals(backend=BackendState)
@@ -132,7 +146,7 @@ cdef class ClientConn:
 
 @cython.final
 cdef class Upstream:
-    cdef public object ctx
+    cdef public ContextBase ctx
     cdef public BackendState backend
     cdef public object transport
     cdef public object parser

@@ -32,7 +32,7 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 import httptools
 
@@ -54,9 +54,6 @@ _LAST_BUCKET = len(BUCKETS) - 1
 
 _perf = time.perf_counter
 _wall = time.time
-
-if TYPE_CHECKING:
-    from lsq.gateway._worker import Context
 
 # The compiled build (setup.py) has the digest of the sources it was made
 # from here; lsq/gateway/_compiled.py compares it with them at import.
@@ -248,6 +245,22 @@ _REQUEST_DEFAULTS: dict[str, object] = {
 }
 
 
+class ContextBase:
+    """What the hot path reads of a worker's shared state on every request;
+    `lsq.gateway._worker.Context` derives from it and has the rest. In the
+    compiled build a C type, so that these are struct fields there."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.clock: Callable[[], float] = loop.time  # bound once
+        self.now = loop.time()  # the loop's clock, refreshed by the worker's tick
+        self.policies = True
+        self.services: dict[str, ServiceState] = {}
+        self.access: Any = None  # the access log, when asked for
+        self.spans: Any = None  # hop spans of traced requests
+        self.conns: set[ClientConn] = set()
+
+
 class Request:
     """One request on a client connection, from its first byte to its response."""
 
@@ -272,7 +285,7 @@ class ClientConn:
     `asyncio.Protocol` so that the compiled build can make it a C type.
     """
 
-    def __init__(self, ctx: Context, service: str | None) -> None:
+    def __init__(self, ctx: ContextBase, service: str | None) -> None:
         self.ctx = ctx
         self.fixed = service  # None on the ingress port
         self.check = httptools.HttpRequestParser(_SYNTAX)
@@ -499,7 +512,7 @@ class ClientConn:
                 policy = req.policy = (
                     service.policy_for(path) if service.routes else service.policy
                 )
-                now = ctx.loop.time()
+                now = ctx.clock()
                 if incoming > 0.0 or now != policy.line_at:
                     line = self._deadline(req, service, path, incoming)
                 else:
@@ -532,7 +545,7 @@ class ClientConn:
         resolution): under load most requests reuse it.
         """
         policy = req.policy = service.policy_for(path) if service.routes else service.policy
-        now = self.ctx.loop.time()
+        now = self.ctx.clock()
         wall = _wall()
         limit = wall + policy.timeout
         if 0.0 < incoming < limit:
@@ -1417,7 +1430,7 @@ class Upstream:
     """One connection to a backend; pooled between requests (an asyncio
     protocol by its methods, as `ClientConn`)."""
 
-    def __init__(self, ctx: Context, backend: BackendState) -> None:
+    def __init__(self, ctx: ContextBase, backend: BackendState) -> None:
         self.ctx = ctx
         self.backend = backend
         self.transport: asyncio.Transport = None  # type: ignore[assignment]

@@ -33,7 +33,7 @@ from lsq.gateway._balance import (
 from lsq.gateway._faults import Fault, parse_faults, peer_pid, service_of_pid
 from lsq.gateway._headers import Network, parse_networks
 from lsq.gateway._policy import Policy, RetryBudget, route_policies
-from lsq.gateway._proxy import ClientConn, Request
+from lsq.gateway._proxy import ClientConn, ContextBase, Request
 from lsq.gateway._stats import Counters
 from lsq.gateway._table import RoutingTable, ServiceEntry
 
@@ -100,24 +100,22 @@ _SPAN_KEYS = (
 )
 
 
-class Context:
-    """Everything a worker's protocols share."""
+class Context(ContextBase):
+    """Everything a worker's protocols share (what they read per request is
+    in `ContextBase`)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, config: dict[str, Any]) -> None:
-        self.loop = loop
-        self.now = loop.time()
+        super().__init__(loop)
         self.header_timeout = float(config["header_timeout"])
         self.idle_timeout = float(config["idle_timeout"])
         self.connect_timeout = float(config.get("connect_timeout", 5.0))
         self.trusted: tuple[Network, ...] = parse_networks(config["trusted_proxies"])
         log_path = config.get("access_log")
         self.access = AccessLog(Path(log_path)) if log_path else None
-        self.services: dict[str, ServiceState] = {}
         self.backends: dict[tuple[str, str, int, str], BackendState] = {}
         self.retiring: set[BackendState] = set()  # out of the table, requests in flight
         self.counters: dict[str, Counters] = {}
         self.prefixes: list[tuple[bytes, bool, str]] = []
-        self.conns: set[ClientConn] = set()
         self.listeners: dict[int, tuple[str | None, asyncio.AbstractServer]] = {}
         # Policies can be switched off for the benchmark's comparison only.
         self.policies = os.environ.get("LSQ_GATEWAY_POLICIES", "on") != "off"
