@@ -190,7 +190,7 @@ def test_an_edited_source_is_not_shadowed_by_an_old_build(tmp_path: Path) -> Non
         assert run.returncode == 0, run.stderr
         assert run.stdout.split() == sources(gateway), edited_name
         assert "running the gateway from source" in run.stderr
-        assert "changed after it was compiled" in run.stderr
+        assert "compiled from other sources" in run.stderr
 
     # A build missing one module (its compile failed) is not used at all.
     root = tmp_path / "partial"
@@ -201,6 +201,60 @@ def test_an_edited_source_is_not_shadowed_by_an_old_build(tmp_path: Path) -> Non
     assert partial.returncode == 0, partial.stderr
     assert partial.stdout.split() == sources(gateway)
     assert "only part of it was compiled (_balance missing)" in partial.stderr
+
+    # A module left from an older build beside a newer build of the others
+    # (its compile failed, so the old one stayed): never loaded with them,
+    # whose C types it would read with the old layout.
+    root = tmp_path / "leftover"
+    gateway = fresh_copy(root)
+    (old,) = gateway.glob("_proxy.*.so")
+    _tiny_extension(tmp_path / "old", "_proxy", old.name)
+    old.unlink()
+    shutil.copy(tmp_path / "old" / old.name, old)
+    leftover = _import_unit(root)
+    assert leftover.returncode == 0, leftover.stderr
+    assert leftover.stdout.split() == sources(gateway)
+    assert "_proxy was compiled from other sources" in leftover.stderr
+    assert leftover.stderr.count("warning") == 1
+
+    # Sources that cannot be checked (a .pxd is gone): the source runs, and
+    # the package's attribute is the source module too.
+    root = tmp_path / "nopxd"
+    gateway = fresh_copy(root)
+    (gateway / "_stats.pxd").unlink()
+    code = (
+        "import lsq.gateway._proxy; from lsq.gateway import _stats; "
+        "import lsq.gateway._stats as s; print(_stats.__file__, _stats is s)"
+    )
+    nopxd = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
+    )
+    assert nopxd.returncode == 0, nopxd.stderr
+    assert nopxd.stdout.split() == [str(gateway / "_stats.py"), "True"]
+    assert "_stats.pxd missing" in nopxd.stderr
+
+
+def _tiny_extension(folder: Path, name: str, filename: str) -> None:
+    """A C extension module `name` whose COMPILED_FROM is not the sources'
+    digest: what a module of an older build looks like to the check."""
+    import sysconfig
+
+    folder.mkdir(parents=True)
+    source = folder / f"{name}.c"
+    source.write_text(
+        "#include <Python.h>\n"
+        f'static struct PyModuleDef m = {{PyModuleDef_HEAD_INIT, "{name}", NULL, -1, NULL}};\n'
+        f"PyMODINIT_FUNC PyInit_{name}(void) {{\n"
+        "  PyObject *mod = PyModule_Create(&m);\n"
+        '  if (mod) PyModule_AddStringConstant(mod, "COMPILED_FROM", "an older build");\n'
+        "  return mod;\n}\n"
+    )
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-I", sysconfig.get_paths()["include"],
+         str(source), "-o", str(folder / filename)],
+        check=True, timeout=120,
+    )
 
 
 def _source_module():

@@ -341,3 +341,107 @@ async def test_garbage_behind_a_request_in_flight_waits_for_its_response_then_40
         writer.close()
     assert (first.status, first.body) == (200, b"hello")
     assert second.status == 400 and rest == b""
+
+
+@async_test()
+async def test_requests_before_malformed_bytes_in_the_same_read_are_answered() -> None:
+    """Garbage, or a request after `Connection: close`, in the same write as
+    valid requests: those before it are served, then 400 (or the close)."""
+    backend = await Backend(_slow_ok).start()
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
+        writer.write(
+            b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+            b"GARBAGE\r\n\r\n"
+        )
+        first = await read_response(reader)
+        second = await read_response(reader)
+        third = await read_response(reader)
+        rest = await reader.read()
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
+        writer.write(
+            b"GET /closing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        closing = await read_response(reader)
+        after = await reader.read()
+        writer.close()
+    assert [first.status, second.status, third.status] == [200, 200, 400]
+    assert rest == b""
+    assert closing.status == 200 and after == b""
+    assert [s.path for s in backend.seen] == ["/first", "/second", "/closing"]
+    assert backend.seen[1].length == 3
+
+
+@async_test()
+async def test_a_zero_content_length_written_00_ends_the_request() -> None:
+    backend = await Backend().start()
+    async with running_gateway(
+        table({"api": {"backends": [backend.entry("api-0")]}})
+    ) as gw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
+        writer.write(
+            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 00\r\n\r\n"
+            b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        first = await read_response(reader)
+        second = await read_response(reader)
+        writer.write(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+        third = await read_response(reader)
+        writer.close()
+    assert [first.status, second.status, third.status] == [200, 200, 200]
+    assert [s.path for s in backend.seen] == ["/p", "/second", "/third"]
+    assert backend.connections == 1  # the upstream connection was reused
+
+
+_NOT_A_STATUS = [
+    b"HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 000 X\r\nContent-Length: 0\r\n\r\n",
+    # Lines ended by a bare LF: httptools decides at once, never a timeout.
+    b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+]
+
+
+@async_test()
+async def test_a_status_below_100_or_a_bare_lf_head_gives_502_at_once() -> None:
+    backends = []
+    for raw in _NOT_A_STATUS:
+
+        async def answer(seen: Seen, writer: asyncio.StreamWriter, raw: bytes = raw) -> None:
+            writer.write(raw)
+
+        backends.append(await Backend(answer).start())
+    tbl = table({f"s{i}": {"backends": [b.entry(f"s{i}-0")]} for i, b in enumerate(backends)})
+    async with running_gateway(tbl) as gw:
+        for i in range(len(backends)):
+            response = await asyncio.wait_for(get(gw.ports[f"s{i}"]), 5)
+            assert response.status in (200, 502), (_NOT_A_STATUS[i], response)
+            if i < 2:
+                assert response.status == 502 and b"not one" in response.body, response
+
+
+async def _retry_then_ok(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 503 Busy\r\nRETRY-AFTER: 0\r\nContent-Length: 0\r\n\r\n")
+
+
+@async_test()
+async def test_a_retried_5xx_counts_in_the_replica_that_answered_it() -> None:
+    failing = await Backend(_retry_then_ok).start()
+    good = await Backend().start()
+    async with running_gateway(
+        table({"api": {"backends": [failing.entry("api-0"), good.entry("api-1")]}})
+    ) as gw:
+        statuses = [(await get(gw.ports["api"], f"/r{i}")).status for i in range(20)]
+        stats = await gw.stats()
+    assert statuses == [200] * 20
+    answered = len(failing.seen)
+    assert answered >= 1  # two random choices: the failing replica got some
+    replica = stats["replicas"]["api-0"]
+    assert replica["requests"] == answered
+    assert replica["errors"]["5xx"] == answered
+    assert stats["services"]["api"]["requests"] == 20
+    assert stats["services"]["api"]["errors"]["5xx"] == 0

@@ -195,8 +195,13 @@ def _params(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     foreign = {k for k in spec if k in _all_param_names() and k not in _PARAMS[kind]}
     if foreign:
         raise UsageError(f"fault {kind}: {sorted(foreign)} do not apply to this kind")
-    if kind == "abort" and not 100 <= params["status"] <= 599:
-        raise UsageError(f"fault abort: status must be 100..599, found {params['status']}")
+    status = params.get("status")
+    if kind == "abort" and (not 200 <= status <= 599 or status in (204, 304)):
+        # The gateway answers with a JSON body: 1xx, 204 and 304 cannot carry one.
+        raise UsageError(
+            f"fault abort: status must be 200..599 and not 204 or 304 (a response "
+            f"with a body), found {status}"
+        )
     return params
 
 

@@ -3,26 +3,32 @@
 The modules named in `COMPILED` may also exist as extension modules compiled
 from them (see setup.py), which Python imports in their place. They are one
 unit: the compiled `_proxy` reaches into the C types of `_balance`, `_policy`
-and `_stats` directly, so either all of them run compiled or none does. Each
-build carries `COMPILED_FROM`, the digest of every `.py` and `.pxd` of the
-unit as they were when it was made.
+and `_stats` directly (a build of one against another's older layout would
+crash), so either all of them run compiled, from one build, or none does.
+Each build carries `COMPILED_FROM`, the digest of every `.py` and `.pxd` of
+the unit as they were when it was made.
 
 `select()` decides once per process, when the `lsq.gateway` package is first
-imported and before any of these modules is: it runs the source when
-`LSQ_GATEWAY_BUILD=source` is set, when the sources no longer match the build
-(edited after it was made), or when only part of the unit was compiled. The
-source is then put in place by a finder at the front of `sys.meta_path`, so
-that every later import of these modules gets the source.
+imported and before anything else imports these modules. It imports the
+compiled modules in order and runs the source instead when
+`LSQ_GATEWAY_BUILD=source` is set, when only part of the unit was compiled,
+when a module's digest differs from the sources' (edited after the build, or
+a module left over from an older build) or its import fails, and when the
+sources are there but cannot be checked (a `.pxd` is missing). The source is
+then put in place by a finder at the front of `sys.meta_path`, so that every
+later import of these modules gets the source. An install without the
+sources runs the build.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.abc
+import importlib
 import importlib.machinery
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -58,32 +64,44 @@ def _built(folder: Path, name: str) -> bool:
 
 def stale_reason(folder: Path) -> str | None:
     """Why the compiled unit must give way to its source; None: it may run
-    (or there is no build, and the source runs anyway)."""
+    (or there is no build, and the source runs anyway). May leave the
+    compiled modules imported; `select()` drops them if it says no."""
     built = [name for name in COMPILED if _built(folder, name)]
     if not built:
         return None
-    if os.environ.get(ENV) == "source":
+    missing_py = [f"{n}.py" for n in COMPILED if not (folder / f"{n}.py").exists()]
+    if os.environ.get(ENV) == "source" and not missing_py:
         return f"{ENV}=source"
     if len(built) < len(COMPILED):
         missing = ", ".join(n for n in COMPILED if n not in built)
         return f"only part of it was compiled ({missing} missing); scripts/setup rebuilds it"
-    if not all((folder / f"{n}{s}").exists() for n in COMPILED for s in (".py", ".pxd")):
+    if missing_py:
         return None  # installed without its source: the build is all there is
-    # The first module imports nothing of the unit: loading it to read its
-    # digest is safe, and it is dropped again if the source is to run.
-    first = f"{PACKAGE}.{COMPILED[0]}"
-    module = importlib.import_module(first)
-    if module.__dict__.get("COMPILED_FROM") != source_digest(folder):
-        sys.modules.pop(first, None)
-        return (
-            f"a source in {folder} changed after it was compiled; "
-            "scripts/setup rebuilds it"
-        )
+    missing_pxd = [f"{n}.pxd" for n in COMPILED if not (folder / f"{n}.pxd").exists()]
+    if missing_pxd:
+        return f"the build cannot be checked: {', '.join(missing_pxd)} missing in {folder}"
+    digest = source_digest(folder)
+    for name in COMPILED:
+        try:
+            with warnings.catch_warnings():
+                # Cython warns when a C type it reaches into has another
+                # size than it was built against: a left-over module.
+                warnings.simplefilter("error", RuntimeWarning)
+                module = importlib.import_module(f"{PACKAGE}.{name}")
+        except Exception as exc:  # noqa: BLE001 - any failure: run the source
+            return f"its {name} module does not load ({exc}); scripts/setup rebuilds it"
+        if module.__dict__.get("COMPILED_FROM") != digest:
+            return (
+                f"{name} was compiled from other sources than those in {folder} "
+                "(edited since, or left from an older build); scripts/setup rebuilds it"
+            )
     return None
 
 
-class _SourceFinder(importlib.abc.MetaPathFinder):
-    """Finds the source of the compiled unit's modules before the build."""
+class _SourceFinder:
+    """Finds the source of the compiled unit's modules before the build (a
+    meta path finder; importlib.abc is not imported for it, to keep the
+    package's import light)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -96,12 +114,21 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
             return None
         return importlib.util.spec_from_file_location(fullname, self.folder / f"{name}.py")
 
+    def invalidate_caches(self) -> None:
+        pass
+
 
 def select(folder: Path) -> None:
     """Called by the package's __init__: make the source run if it must."""
     reason = stale_reason(folder)
     if reason is None:
         return
+    # Drop any compiled module the check loaded, from the package too.
+    package = sys.modules.get(PACKAGE)
+    for name in COMPILED:
+        sys.modules.pop(f"{PACKAGE}.{name}", None)
+        if package is not None:
+            package.__dict__.pop(name, None)
     if reason != f"{ENV}=source":
         print(f"lsq: warning: running the gateway from source: {reason}", file=sys.stderr)
         # The gateway's worker processes inherit this: one warning, not one each.

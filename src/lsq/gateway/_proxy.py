@@ -198,6 +198,10 @@ class _BadHost(Exception):
     """An HTTP/1.1 request with no Host, or more than one (RFC 9112: 400)."""
 
 
+class _BadStatus(Exception):
+    """A backend's status line with a code below 100 (502)."""
+
+
 # Every field of a Request but `pending`, with its default. The source build
 # puts these on the class, so that a request costs only what it sets; in the
 # compiled build Request is a C type whose fields start at 0, False or None,
@@ -344,10 +348,25 @@ class ClientConn:
             self.check.feed_data(data)
         except httptools.HttpParserUpgrade:
             pass  # an Upgrade head: the careful path takes it below
-        except httptools.HttpParserError as exc:
-            self._bad_request(400, str(exc))
+        except httptools.HttpParserError:
+            self._malformed(data)
             return
         self._frame(data)
+
+    def _malformed(self, data: bytes) -> None:
+        """`data` goes wrong somewhere. What comes before that is still served:
+        the rest of a body in progress by the fast path, then the careful
+        parser takes the requests one by one and answers 400 where the bytes
+        go wrong, once the requests before are answered."""
+        if self.body_left:
+            n = min(self.body_left, len(data))
+            self._frame(data if n == len(data) else data[:n])
+            data = data[n:]
+            if self.closed:
+                return
+        rest = self.buf + data if self.buf else data
+        self.buf = b""
+        self._go_careful(rest)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -526,9 +545,10 @@ class ClientConn:
                 head = head[:-2] + self.tail + b"\r\n"
         req.head = head
         self.head_at = None
-        if length and length != b"0":
+        left = int(length) if length else 0  # digits only, as checked above
+        if left:
             self.parsing = req
-            self.body_left = int(length)
+            self.body_left = left
         else:
             req.body_done = True
         self._start(req)
@@ -1514,6 +1534,8 @@ class Upstream:
         if end < 0:
             if len(buf) > MAX_HEAD:
                 self._broken("the backend's response head is over 64 KiB")
+            elif buf.find(b"\n\n") >= 0:
+                self._go_careful(buf)  # a head with bare LF lines: httptools decides
             else:
                 self.buf = buf
             return
@@ -1629,7 +1651,14 @@ class Upstream:
         if status not in RETRY_STATUS:
             return False
         retry_after = _retry_after(_single(lower, b"\r\nretry-after:") or b"")
-        return client.failed_attempt(req, self, status, cause, retry_after)
+        backend: BackendState = req.backend  # type: ignore[assignment]
+        if not client.failed_attempt(req, self, status, cause, retry_after):
+            return False
+        # The client gets another replica's answer, but this one answered: a
+        # request and a 5xx in its own counters (the service counts the
+        # client's request once, when it ends).
+        _count(backend.counters, _bucket((self.ctx.now - req.try_at) * 1000.0), status, False)
+        return True
 
     def _head_ok(self, req: Request, status: int) -> None:
         req.status = status
@@ -1658,7 +1687,8 @@ class Upstream:
                 self.out.append(rest)
         except httptools.HttpParserError as exc:
             self._flush()
-            self._broken(f"invalid response from the backend: {exc}")
+            cause = exc.__context__ if isinstance(exc.__context__, _BadStatus) else exc
+            self._broken(f"invalid response from the backend: {cause}")
             return
         self._flush()
 
@@ -1739,6 +1769,8 @@ class Upstream:
     def on_headers_complete(self) -> None:
         req: Request = self.req  # type: ignore[assignment]
         status = self.parser.get_status_code()  # type: ignore[union-attr]
+        if status < 100:  # not a status: never passed on as an interim response
+            raise _BadStatus(f"the status code {status:03d} is not one")
         if status < 200 and status != 101:
             self.info = True
             if status != 100:  # 100 is answered by the gateway itself
