@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from typing import Any
 
 import pytest
 
@@ -213,19 +214,24 @@ _MALFORMED_HEADS = [
 ]
 
 
-@async_test()
-async def test_a_malformed_response_head_gives_502() -> None:
-    """Never passed on to the client, in the fast path as in the careful one."""
+async def _answering(raws: list[bytes]) -> dict[str, Any]:
+    """A table with services s0, s1, ... whose one replica answers every
+    request with the raw bytes of the same index."""
     backends = []
-    for raw in _MALFORMED_HEADS:
+    for raw in raws:
 
         async def answer(seen: Seen, writer: asyncio.StreamWriter, raw: bytes = raw) -> None:
             writer.write(raw)
 
         backends.append(await Backend(answer).start())
-    tbl = table({f"s{i}": {"backends": [b.entry(f"s{i}-0")]} for i, b in enumerate(backends)})
-    async with running_gateway(tbl) as gw:
-        for i in range(len(backends)):
+    return table({f"s{i}": {"backends": [b.entry(f"s{i}-0")]} for i, b in enumerate(backends)})
+
+
+@async_test()
+async def test_a_malformed_response_head_gives_502() -> None:
+    """Never passed on to the client, in the fast path as in the careful one."""
+    async with running_gateway(await _answering(_MALFORMED_HEADS)) as gw:
+        for i in range(len(_MALFORMED_HEADS)):
             response = await get(gw.ports[f"s{i}"])
             assert response.status == 502, (_MALFORMED_HEADS[i], response)
             assert b"bad gateway" in response.body
@@ -408,16 +414,8 @@ _NOT_A_STATUS = [
 
 @async_test()
 async def test_a_status_below_100_or_a_bare_lf_head_gives_502_at_once() -> None:
-    backends = []
-    for raw in _NOT_A_STATUS:
-
-        async def answer(seen: Seen, writer: asyncio.StreamWriter, raw: bytes = raw) -> None:
-            writer.write(raw)
-
-        backends.append(await Backend(answer).start())
-    tbl = table({f"s{i}": {"backends": [b.entry(f"s{i}-0")]} for i, b in enumerate(backends)})
-    async with running_gateway(tbl) as gw:
-        for i in range(len(backends)):
+    async with running_gateway(await _answering(_NOT_A_STATUS)) as gw:
+        for i in range(len(_NOT_A_STATUS)):
             response = await asyncio.wait_for(get(gw.ports[f"s{i}"]), 5)
             assert response.status in (200, 502), (_NOT_A_STATUS[i], response)
             if i < 2:
