@@ -9,6 +9,7 @@ POST /products/{id}/release      {"qty": n} puts n back (an order fell through)
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,7 +40,17 @@ def connect() -> Iterator[sqlite3.Connection]:
 def create_and_seed() -> None:
     """Create the table and the sample products; running it again changes nothing."""
     with connect() as db:
-        db.execute("PRAGMA journal_mode=WAL")
+        # Two replicas may open a new file at once. When both hold a read lock
+        # and want to write, SQLite answers "database is locked" at once to
+        # one of them instead of waiting (its deadlock rule): try again.
+        for attempt in range(100):
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
         db.execute(
             "CREATE TABLE IF NOT EXISTS products ("
             " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"

@@ -68,8 +68,15 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("lsq: aborted", err=True)
         sys.exit(128 + signal.SIGINT)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        # One line, as for every other error: what is wrong, and where the
+        # command's usage is (click would print the usage and a hint first).
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        if isinstance(exc, click.UsageError):
+            path = exc.ctx.command_path if exc.ctx is not None else "lsq"
+            click.echo(f"lsq: error: {message}; see `{path} --help`", err=True)
+            sys.exit(2)
+        click.echo(f"lsq: error: {message}", err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
