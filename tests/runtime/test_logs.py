@@ -136,7 +136,7 @@ def test_logs_since_and_grep_filter_lines(app: App) -> None:
         services:
           timed:
             command: [{PY}, timed.py]
-          other:
+          other-with-a-long-name:
             command: [{PY}, -c, "print('alpha other', flush=True); import time; time.sleep(300)"]
     """)
     up = app.up()
@@ -149,6 +149,8 @@ def test_logs_since_and_grep_filter_lines(app: App) -> None:
 
     everything = str(wait_for(all_logs, 3, "alpha late in lsq logs"))
     assert all(t in everything for t in ("alpha early", "beta early", "alpha other"))
+    # Names as long as the app's longest one: the lines align.
+    assert len({line.index(" | ") for line in everything.splitlines()}) == 1, everything
     grep = app.lsq("logs", "--grep", "alpha", "timed").stdout
     assert "alpha early" in grep and "alpha late" in grep
     assert "beta" not in grep and "alpha other" not in grep

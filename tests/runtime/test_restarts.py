@@ -62,6 +62,7 @@ def test_a_crash_loop_backs_off_with_growing_delays(app: App) -> None:
 
     text = str(wait_for(table, 10, "crash-loop in lsq ps"))
     assert "exit code 1" in text and "next retry in" in text
+    assert not re.search(r"restart \d+ in", text)  # one countdown, the live one
 
 
 @pytest.mark.parametrize("runs_for", [0, 2])

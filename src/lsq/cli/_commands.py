@@ -230,17 +230,21 @@ def logs(ctx: Context, follow: bool, since: str | None, pattern: str | None, ser
     folder = _state_dir(app) / "logs"
     cutoff = time.time() - parse_duration(since) if since else 0.0
     names = list(services) or None
+    # As wide as the app's longest instance name, so that the lines align.
+    width = max([14, *(len(f"{n}-{max(s.replicas - 1, 0)}") for n, s in app.services.items())])
     last_ts = cutoff
     for record in read_logs(folder, names):
-        last_ts = _print_record(record, cutoff, pattern, last_ts)
+        last_ts = _print_record(record, cutoff, pattern, last_ts, width)
     while follow:
         time.sleep(0.3)
         for record in read_logs(folder, names):
             if float(record.get("ts", 0)) > last_ts:  # type: ignore[arg-type]
-                last_ts = _print_record(record, last_ts, pattern, last_ts)
+                last_ts = _print_record(record, last_ts, pattern, last_ts, width)
 
 
-def _print_record(record: dict[str, object], cutoff: float, pattern: str | None, last: float) -> float:
+def _print_record(
+    record: dict[str, object], cutoff: float, pattern: str | None, last: float, width: int
+) -> float:
     ts = float(record.get("ts", 0))  # type: ignore[arg-type]
     if ts < cutoff:
         return last
@@ -251,7 +255,7 @@ def _print_record(record: dict[str, object], cutoff: float, pattern: str | None,
 
     stamp = time.strftime("%H:%M:%S", time.localtime(ts))
     text = printable(line, colour=sys.stdout.isatty())
-    click.echo(f"{stamp} {str(record.get('instance', '')):<14} | {text}")
+    click.echo(f"{stamp} {str(record.get('instance', '')):<{width}} | {text}")
     return max(last, ts)
 
 
