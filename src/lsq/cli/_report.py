@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
 from lsq.errors import StartupFailed
-
-_RESTART_DUE = re.compile(r"; restart (\d+) in [\d.]+s")
 
 
 def _echo(text: str) -> None:
@@ -142,9 +139,6 @@ def print_table(status: dict[str, object]) -> None:
         for inst in instances:
             detail = str(inst.get("reason") or "")
             if inst.get("next_retry"):
-                # The reason says when the restart was due as of the crash;
-                # the live countdown takes its place.
-                detail = _RESTART_DUE.sub(r"; restart \1", detail)
                 detail = f"next retry in {max(0, inst['next_retry'] - now):.1f}s; " + detail
             if inst.get("ejected_until") and inst["ejected_until"] > now:
                 detail = f"ejected by the gateway for {inst['ejected_until'] - now:.0f}s; " + detail

@@ -211,7 +211,11 @@ class Replica:
         self.stopping = False
         self.task = asyncio.create_task(self._life(), name=f"replica {self.id}")
 
-    def _set(self, state: State, reason: str | None = None, **fields: object) -> None:
+    def _set(
+        self, state: State, reason: str | None = None, said: str | None = None, **fields: object
+    ) -> None:
+        """Set the replica's state and reason, publish it, and on a change add
+        an event with the reason (or `said`, where the event says more)."""
         inst = self.instance
         changed = inst.state is not state or (reason is not None and reason != inst.reason and state is State.WAITING)
         inst.state = state
@@ -223,7 +227,8 @@ class Replica:
             inst.healthy = False
         self.sup.publish(inst)
         if changed:
-            detail = f": {reason}" if reason else ""
+            said = said or reason
+            detail = f": {said}" if said else ""
             self.sup.event("state", f"{state.value}{detail}", self.unit.name, self.id)
 
     async def _life(self) -> None:
@@ -356,10 +361,16 @@ class Replica:
         delay = backoff_delay(self._crashes, policy.backoff, policy.backoff_max)
         self._crashes += 1
         self.instance.crashes = self._crashes
-        detail = f"{how}; restart {self._crashes} in {delay:.1f}s"
-        if self._last_stderr and code >= 0:
-            detail += f"; last error: {self._last_stderr}"
-        self._set(State.BACKOFF, detail, pid=None, next_retry=time.time() + delay)
+        last = f"; last error: {self._last_stderr}" if self._last_stderr and code >= 0 else ""
+        # The reason stays true while it waits (`next_retry` says when); the
+        # event says when as of now.
+        self._set(
+            State.BACKOFF,
+            f"{how}; restart {self._crashes}{last}",
+            said=f"{how}; restart {self._crashes} in {delay:.1f}s{last}",
+            pid=None,
+            next_retry=time.time() + delay,
+        )
         self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), delay)

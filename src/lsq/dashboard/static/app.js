@@ -144,9 +144,7 @@ function instanceRow(inst) {
   let note = inst.reason || "";
   if (state === "backoff" && inst.next_retry) {
     const wait = Math.max(0, inst.next_retry - ui.status.now);
-    // The reason says when the restart was due as of the crash; the live
-    // countdown takes its place.
-    note = `crash loop: next retry in ${wait.toFixed(1)}s. ${note.replace(/; restart (\d+) in [\d.]+s/, "; restart $1")}`;
+    note = `crash loop: next retry in ${wait.toFixed(1)}s. ${note}`;
   }
   return h("tr", { class: "instance", "data-instance": inst.id, title: note },
     h("td", {}, inst.id), h("td", {}, badge(state === "backoff" ? (inst.crashes > 1 ? "crash-loop" : "restarting") : state)),
