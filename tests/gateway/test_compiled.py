@@ -335,8 +335,9 @@ def test_the_compiled_scan_finds_what_the_regular_expressions_find() -> None:
 
 def test_the_compiled_helpers_match_what_the_source_calls() -> None:
     """The compiled build's helpers against what they stand for: the byte
-    search and histogram bucket against bytes.find and bisect (which the
-    source calls in their place), the others against slicing and int()."""
+    search against bytes.find (which the source calls in its place), the
+    histogram bucket against bisect, the others against slicing, int() and
+    the Connection values the fast path takes."""
     import bisect
     import random
 
@@ -360,6 +361,9 @@ def test_the_compiled_helpers_match_what_the_source_calls() -> None:
                       b"-1", b"+1", b" 1", b"1 ", b"1a", b"\xd9\xa3", b"1_000"):
             want = int(value) if value.isdigit() and len(value) <= 18 else -1
             assert module._length(value) == want, value
+        for value, kept in ((b"keep-alive", 1), (b"Keep-Alive \t", 1), (b"CLOSE", 0),
+                            (b"close ", 0), (b"upgrade", -1), (b"", -1), (b"keep-alive, te", -1)):
+            assert module._keeps(value) == kept, value
         values = [0.0, 1e-9, 1e9, *BUCKETS, *(b * (1 + 1e-12) for b in BUCKETS)]
         values += [rng.uniform(0, 200) for _ in range(2000)]
         values += [rng.lognormvariate(0, 4) for _ in range(2000)]

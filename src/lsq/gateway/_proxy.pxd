@@ -110,7 +110,8 @@ cdef class ClientConn:
 
     @cython.locals(raw="const char *", size=Py_ssize_t,
                    line_end=Py_ssize_t, sp=Py_ssize_t, at=Py_ssize_t, url=bytes,
-                   lower=bytes, length=bytes, keep=bint, connection=bint, idem=bint, fields=list,
+                   lower=bytes, length=Py_ssize_t, kept=int, keep=bint, connection=bint,
+                   idem=bint, fields=list,
                    traced=bint, incoming=double, now=double, req=Request,
                    method=bytes, path=bytes, name=bytes, value=bytes,
                    service=ServiceState, policy=Policy, ctx=ContextBase)
@@ -172,7 +173,7 @@ cdef class Upstream:
     @cython.locals(raw="const char *", d1=int, d2=int, d3=int,
                    end=Py_ssize_t, got=Py_ssize_t, size=Py_ssize_t, status=int, req=Request,
                    buf=bytes, head=bytes, lower=bytes, length=bytes, body=bytes,
-                   code=bytes, name=bytes, value=bytes, reuse=bint, connection=bint,
+                   name=bytes, value=bytes, kept=int, reuse=bint, connection=bint,
                    fields=list, check=object)
     cpdef _fast_head(self, ClientConn client, bytes data)
 
@@ -196,6 +197,8 @@ cpdef bytes _chop(bytes data, Py_ssize_t n)
 
 @cython.locals(p="const unsigned char *", n=Py_ssize_t, i=Py_ssize_t, d=int, size=Py_ssize_t)
 cpdef Py_ssize_t _length(bytes value)
+
+cpdef int _keeps(bytes value) except? -2
 
 @cython.locals(p="const unsigned char *", i=Py_ssize_t)
 cpdef Py_ssize_t _find_byte(bytes data, int byte, Py_ssize_t start, Py_ssize_t stop) noexcept

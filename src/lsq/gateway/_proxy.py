@@ -454,7 +454,7 @@ class ClientConn:
         method = raw[0:sp]
         lower = head.lower()
         host: bytes | None = None
-        length = b""
+        length = -1  # no Content-Length
         keep = True
         connection = idem = traced = False
         incoming = 0.0
@@ -468,19 +468,17 @@ class ClientConn:
                     return False
                 host = value.rstrip()
             elif name == b"content-length":
-                if length:
+                if length >= 0:
                     return False
-                length = value.rstrip()
-                if not length.isdigit():
+                length = _length(value.rstrip())
+                if length < 0:
                     return False
             elif name == b"connection":
-                value = value.rstrip()
-                if value != b"keep-alive" and value != b"close":
-                    value = value.lower()  # compared ignoring case
-                if connection or (value != b"close" and value != b"keep-alive"):
+                kept = _keeps(value)
+                if connection or kept < 0:
                     return False
                 connection = True
-                keep = value != b"close"
+                keep = kept == 1
             elif name == b"x-lsq-deadline":
                 if incoming:
                     return False
@@ -542,13 +540,12 @@ class ClientConn:
                     self.ending = self.tail + line
                 head = _chop(head, 2) + self.ending
             else:
-                head = head[:-2] + self.tail + b"\r\n"
+                head = _chop(head, 2) + self.tail + b"\r\n"
         req.head = head
         self.head_at = None
-        left = int(length) if length else 0  # digits only, as checked above
-        if left:
+        if length > 0:
             self.parsing = req
-            self.body_left = left
+            self.body_left = length
         else:
             req.body_done = True
         self._start(req)
@@ -1075,12 +1072,7 @@ class ClientConn:
         ctx = self.ctx
         ms = (_perf() - req.t0) * 1000.0 if req.t0 else 0.0
         backend = req.backend
-        if COMPILED_FROM is None:
-            bucket = _bisect(BUCKETS, ms)
-            if bucket > _LAST_BUCKET:
-                bucket = _LAST_BUCKET
-        else:
-            bucket = _bucket(ms)
+        bucket = _bucket(ms)
         if service is not None:
             _count(service.counters, bucket, status, aborted)
         if backend is not None:
@@ -1356,6 +1348,15 @@ def _chop(data: bytes, n: int) -> bytes:
     return p[0 : len(data) - n]
 
 
+def _keeps(value: bytes) -> int:
+    """A Connection value the fast path takes, in any case and with any
+    trailing space: 1 for keep-alive, 0 for close; -1 for anything else."""
+    value = value.rstrip()
+    if value != b"keep-alive" and value != b"close":
+        value = value.lower()
+    return 1 if value == b"keep-alive" else 0 if value == b"close" else -1
+
+
 def _length(value: bytes) -> int:
     """A Content-Length value as a number; -1 when it is not all ASCII
     digits, or empty, or too long for one (the careful path takes those)."""
@@ -1388,8 +1389,11 @@ def _find_byte(data: bytes, byte: int, start: int, stop: int) -> int:
 
 
 def _bucket(ms: float) -> int:
-    """`bisect_left(BUCKETS, ms)`, at most the last bucket: a binary search in
-    C in the compiled build (the source calls bisect instead)."""
+    """`bisect_left(BUCKETS, ms)`, at most the last bucket: bisect itself in
+    the source, a binary search in C in the compiled build."""
+    if COMPILED_FROM is None:
+        bucket = _bisect(BUCKETS, ms)
+        return bucket if bucket < _LAST_BUCKET else _LAST_BUCKET
     lo = 0
     hi = _LAST_BUCKET
     while lo < hi:
@@ -1585,14 +1589,12 @@ class Upstream:
                     return
                 length = value.rstrip()
             elif name == b"connection":
-                value = value.rstrip()
-                if value != b"keep-alive" and value != b"close":
-                    value = value.lower()  # compared ignoring case
-                if connection or (value != b"keep-alive" and value != b"close"):
+                kept = _keeps(value)
+                if connection or kept < 0:
                     self._go_careful(buf)
                     return
                 connection = True
-                reuse = value == b"keep-alive"
+                reuse = kept == 1
             elif name != b"retry-after":
                 self._go_careful(buf)  # hop-by-hop, chunked, Upgrade
                 return
