@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Where `lsq up -d` spends its time with 50 trivial services.
 
-Usage: .venv/bin/python bench/runtime/timeline.py [--rounds 3] [--services 50]
+Usage: .venv/bin/python bench/runtime/timeline.py [--rounds 3] [--services 50] [--repeat]
+
+Each round is a first start (a new app folder), or with `--repeat` a start in
+the same folder again (from the manifest cache and the warm-start plan).
 
 Splits each `lsq up -d` into phases from the runtime's own status and events
 (`/v1/status`, `/v1/events` on its control API) and the start times of the
@@ -53,10 +56,13 @@ def started(pid: int) -> float:
     return int(fields[19]) / TICKS
 
 
-def lsq_round(count: int) -> tuple[dict[str, float], list[float]]:
-    folder = c.workdir()
-    script = c.write_service(folder)
-    c.lsq_manifest(folder, script, count)
+def lsq_round(count: int, repeat: bool) -> tuple[dict[str, float], list[float]]:
+    if repeat:
+        folder = c.repeat_folder(count)
+    else:
+        folder = c.workdir()
+        script = c.write_service(folder)
+        c.lsq_manifest(folder, script, count)
     wall_minus_boot = time.time() - boot_now()
     t0 = boot_now()
     subprocess.run(
@@ -89,7 +95,8 @@ def lsq_round(count: int) -> tuple[dict[str, float], list[float]]:
         if "services are up" in e["message"]
     )
     c.lsq_down(folder)
-    c.cleanup(folder)
+    if not repeat:
+        c.cleanup(folder)
     made = float(status["started"]) - wall_minus_boot
     first, last = min(spawned.values()), max(spawned.values())
     phases = dict(
@@ -115,13 +122,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--services", type=int, default=50)
+    parser.add_argument("--repeat", action="store_true",
+                        help="start again in the same app folder (a repeat start)")
     args = parser.parse_args()
     c.print_machine()
     c.compile_lsq()
     phases: dict[str, list[float]] = {p: [] for p in PHASES}
     lsq_lags: list[float] = []
     for _ in range(args.rounds):
-        got, lags = lsq_round(args.services)
+        got, lags = lsq_round(args.services, args.repeat)
         for name, value in got.items():
             phases[name].append(value)
         lsq_lags += lags

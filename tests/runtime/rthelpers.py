@@ -238,6 +238,38 @@ def app(tmp_path: Path) -> Iterator[App]:
         folder.cleanup()
 
 
+GREETER = """
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (os.environ.get("GREETING", "?") + "|" + os.environ.get("TOKEN", "?")).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def greeter_app(app: App, greeting: str = "hello", *, env_file: bool = True) -> None:
+    """One service, `web`, answering GREETING|TOKEN: GREETING from lsq.yaml,
+    TOKEN from web.env (written here unless `env_file` is False)."""
+    app.write("web.py", GREETER)
+    if env_file:
+        app.write("web.env", "TOKEN=one\n")
+    app.manifest(f"""
+        services:
+          web:
+            command: [{PY}, web.py]
+            env_file: web.env
+            env:
+              GREETING: {greeting}
+            health: {{http: /}}
+    """)
+
+
 def instance_states(svc: dict[str, object]) -> list[str]:
     return [str(i["state"]) for i in svc["instances"]]  # type: ignore[attr-defined]
 
@@ -250,6 +282,7 @@ __all__ = [
     "alive",
     "assert_all_gone",
     "free_port",
+    "greeter_app",
     "instance_states",
     "port_free",
     "wait_for",

@@ -14,38 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from rthelpers import LSQ, PY, App, assert_all_gone, free_port, wait_for
+from rthelpers import LSQ, PY, App, assert_all_gone, free_port, greeter_app, wait_for
 
 CACHE_NOTE = "starting from .lsq/manifest.cache"
-
-WEB = """
-import http.server, os
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = (os.environ.get("GREETING", "?") + "|" + os.environ.get("TOKEN", "?")).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"""
-
-
-def _web_app(app: App, greeting: str = "hello") -> None:
-    app.write("web.py", WEB)
-    app.write("web.env", "TOKEN=one\n")
-    app.manifest(f"""
-        services:
-          web:
-            command: [{PY}, web.py]
-            env_file: web.env
-            env:
-              GREETING: {greeting}
-            health: {{http: /}}
-    """)
-
 
 def _up(app: App) -> str:
     result = app.lsq("up", "-d")
@@ -75,7 +46,7 @@ def _restart(app: App) -> None:
 
 
 def test_a_second_up_starts_from_the_cache_and_runs_the_same(app: App) -> None:
-    _web_app(app)
+    greeter_app(app)
     _up(app)
     assert not _from_cache(app)
     assert _get(app) == "hello|one"
@@ -87,10 +58,10 @@ def test_a_second_up_starts_from_the_cache_and_runs_the_same(app: App) -> None:
 
 
 def test_an_edited_manifest_or_env_file_is_loaded_again(app: App) -> None:
-    _web_app(app)
+    greeter_app(app)
     _up(app)
     _restart(app)
-    _web_app(app, greeting="bonjour")
+    greeter_app(app, greeting="bonjour")
     _up(app)
     assert not _from_cache(app)
     assert _get(app) == "bonjour|one"
@@ -102,7 +73,7 @@ def test_an_edited_manifest_or_env_file_is_loaded_again(app: App) -> None:
 
 
 def test_a_changed_environment_is_not_served_from_the_cache(app: App) -> None:
-    _web_app(app, greeting="${GREETING_FROM_SHELL:-hello}")
+    greeter_app(app, greeting="${GREETING_FROM_SHELL:-hello}")
     _up(app)
     _restart(app)
     app.env["GREETING_FROM_SHELL"] = "hi"
@@ -112,7 +83,7 @@ def test_a_changed_environment_is_not_served_from_the_cache(app: App) -> None:
 
 
 def test_a_start_from_the_cache_reports_a_crash_loop_as_usual(app: App) -> None:
-    _web_app(app)
+    greeter_app(app)
     _up(app)
     _restart(app)
     # The program is not part of the manifest: the cache still matches.
@@ -125,7 +96,7 @@ def test_a_start_from_the_cache_reports_a_crash_loop_as_usual(app: App) -> None:
 
 
 def test_up_from_the_cache_refuses_an_app_already_running(app: App) -> None:
-    _web_app(app)
+    greeter_app(app)
     _up(app)
     result = app.lsq("up", "-d")
     assert result.returncode == 1
@@ -137,7 +108,7 @@ def _workers(runtime: psutil.Process) -> list[psutil.Process]:
 
 
 def test_the_forked_gateway_worker_is_replaced_when_it_dies(app: App) -> None:
-    _web_app(app)
+    greeter_app(app)
     _up(app)
     runtime = app.track_runtime()
     assert runtime is not None
@@ -162,7 +133,7 @@ def _answers(app: App) -> bool:
 def test_a_runtime_that_cannot_start_leaves_no_gateway_worker(app: App) -> None:
     # The runtime's lock is held (an app already running): a second runtime
     # started by hand forks its worker first, then fails, and must end it.
-    _web_app(app)
+    greeter_app(app)
     _up(app)
     runtime = app.track_runtime()
     assert runtime is not None
@@ -358,7 +329,7 @@ def test_a_taken_ingress_port_is_refused_before_any_early_start(app: App) -> Non
 
 
 def test_up_d_with_a_timeout_also_starts_from_the_cache(app: App) -> None:
-    _web_app(app)
+    greeter_app(app)
     _up(app)
     _restart(app)
     result = app.lsq("up", "--timeout", "20", "-d")

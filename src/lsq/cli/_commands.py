@@ -18,8 +18,8 @@ from lsq._signals import STOP_SIGNALS
 
 from lsq.cli._main import Context, cli
 from lsq.cli._daemon import run_runtime as _run_runtime
-from lsq.cli._report import follow_detached as _follow_detached
 from lsq.cli._report import print_table as _print_table
+from lsq.cli._up import check_startable, start_detached_and_follow
 from lsq.errors import LsqError, RuntimeNotRunning, UsageError
 from lsq.manifest import find_manifest
 
@@ -98,19 +98,9 @@ def up(ctx: Context, detach: bool, timeout: float | None, services: tuple[str, .
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     app = _load(ctx)
     _check_names(app, services)
-    from lsq.runtime import read_runtime_info
-
-    info = read_runtime_info(_state_dir(app))
-    if info is not None:
-        raise LsqError(
-            f"the app is already running (runtime pid {info.pid}); "
-            "see it with `lsq ps`, stop it with `lsq down`"
-        )
-    from lsq.runtime._runtime import check_ingress
-
-    check_ingress(app)
+    check_startable(app)
     if detach:
-        _up_detached(app, services, timeout)
+        start_detached_and_follow(app, list(services), timeout)
         # Nothing is left to do, and tearing down this interpreter (the
         # manifest's models and every module) takes tens of milliseconds
         # that the caller would wait for: leave at once.
@@ -124,20 +114,6 @@ def up(ctx: Context, detach: bool, timeout: float | None, services: tuple[str, .
     save(app, _state_dir(app))  # for a later `lsq up -d` (lsq.cli._early)
     code = _run_runtime(serve(app, services=list(services) or None, printer=Printer(sys.stdout)))
     sys.exit(code)
-
-
-def _up_detached(app: AppConfig, services: tuple[str, ...], timeout: float | None) -> None:
-    from lsq.cli._daemon import start_detached
-    from lsq.manifest._cache import save
-
-    state = _state_dir(app)
-    state.mkdir(parents=True, exist_ok=True)
-    save(app, state)  # the next `lsq up -d` may start from it (lsq.cli._early)
-    # The manifest is loaded and checked already: fork the runtime from here
-    # rather than start a new interpreter that would import and parse again.
-    # It reports start-up over a pipe, so nothing here polls.
-    pid, read_fd, log_start = start_detached(app, state, list(services))
-    _follow_detached(app.name, state, pid, read_fd, log_start, timeout)
 
 
 # -- down ---------------------------------------------------------------------------

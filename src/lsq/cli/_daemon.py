@@ -18,6 +18,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,7 +168,8 @@ def _loop():  # type: ignore[no-untyped-def]
 def start_detached(
     app: AppConfig | Callable[[], AppConfig], state: Path, services: list[str]
 ) -> tuple[int, int, int]:
-    """Fork a detached runtime that reports start-up on a pipe.
+    """Start a detached runtime that reports start-up on a pipe: hand `app`
+    to the runtime `prestart` forked, or fork one now.
 
     Returns its pid, the pipe's read end and where this run's part of
     `runtime.log` begins."""
@@ -176,12 +178,154 @@ def start_detached(
         log_start = (state / "runtime.log").stat().st_size
     except OSError:
         log_start = 0
+    handed = _hand_over(app, services, state / "runtime.log")
+    if handed is not None:
+        return (*handed, log_start)
     read_fd, write_fd = os.pipe()
     try:
         pid = fork_runtime(app, services, state / "runtime.log", report_fd=write_fd)
     finally:
         os.close(write_fd)
     return pid, read_fd, log_start
+
+
+# -- a runtime forked before the manifest is loaded ------------------------------------
+
+PRELOAD = (
+    "pydantic",
+    "lsq.manifest._schema",
+    "lsq.manifest._config",
+    "psutil",
+    "asyncio",
+    "uvloop",
+    "lsq.runtime",
+    "lsq.runtime._runtime",
+    "lsq.control",
+    "lsq.control._server",
+    "lsq.gateway._gateway",
+    "lsq.gateway._worker",
+    "lsq.dashboard",
+    "lsq.chaos",
+    "lsq.deploy",
+)
+"""What a runtime imports beyond what the CLI has loaded by the time it forks
+one: the schema (to unpickle the app), the event loop, the runtime, the control
+API, the gateway, and the dashboard, fault and release APIs it serves."""
+
+
+@dataclass
+class Prestarted:
+    """A runtime forked by `prestart`, waiting for its app."""
+
+    pid: int
+    handover_fd: int  # write end: the pickled app, then EOF
+    report_fd: int  # read end: the start-up report (`StartupReport`)
+
+
+prestarted: Prestarted | None = None
+
+PRESTART_NOTE = "lsq: this runtime loaded its modules while lsq.yaml was checked"
+
+
+def prestart() -> None:
+    """Fork the runtime of a first `lsq up -d` before this CLI loads the
+    manifest, so that it imports the runtime's modules on another core
+    meanwhile (about 60 ms that would otherwise come between the manifest
+    check and the first service start).
+
+    Until `start_detached` hands it the checked app, the child only imports:
+    it takes no lock, writes no file and starts nothing. Its standard streams
+    go to /dev/null, so that a caller waiting for this CLI's output is not
+    kept waiting. It exits as soon as it sees the hand-over pipe close empty,
+    which happens when this CLI exits without starting the app (a bad
+    manifest, the app already running, Ctrl-C), and it checks for that
+    between imports."""
+    global prestarted
+    handover_r, handover_w = os.pipe()
+    report_r, report_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()  # the stop signals are held (lsq.cli.main) and stay held in the child
+    if pid:
+        os.close(handover_r)
+        os.close(report_w)
+        prestarted = Prestarted(pid, handover_w, report_r)
+        return
+    code = 1
+    try:
+        os.close(handover_w)
+        os.close(report_r)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        _preload(handover_r)
+        payload = _read_all(handover_r)
+        if not payload:
+            code = 0  # no app came: the CLI is gone and started nothing
+        else:
+            import pickle
+
+            app, services, log = pickle.loads(payload)
+            code = _run_child(app, services, log, report_w, note=PRESTART_NOTE)
+    finally:  # never unwinds into the CLI's code
+        os._exit(code)
+
+
+def _preload(handover_fd: int) -> None:
+    """Import `PRELOAD`, stopping early once the hand-over pipe is readable
+    (the app has come, or the CLI gave up)."""
+    import importlib
+    import select
+
+    for name in PRELOAD:
+        if select.select([handover_fd], [], [], 0)[0]:
+            return
+        try:
+            importlib.import_module(name)
+        except ImportError:  # the runtime reports it, if it needs the module
+            continue
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _hand_over(
+    app: AppConfig | Callable[[], AppConfig], services: list[str], log: Path
+) -> tuple[int, int] | None:
+    """Give `app` to the prestarted runtime: its pid and report pipe, or None
+    when there is none (or it is gone) and the caller should fork one."""
+    global prestarted
+    ready, prestarted = prestarted, None
+    if ready is None:
+        return None
+    import pickle
+
+    try:
+        if callable(app):
+            raise ValueError("only a loaded app is handed over")
+        payload = pickle.dumps((app, services, log), pickle.HIGHEST_PROTOCOL)
+        with open(ready.handover_fd, "wb", closefd=True) as pipe:
+            pipe.write(payload)
+    except (OSError, ValueError, pickle.PicklingError):
+        # It exited (EPIPE), or cannot take this app: it sees the pipe close
+        # and leaves without having started anything.
+        _close_quietly(ready.handover_fd)
+        os.close(ready.report_fd)
+        return None
+    return ready.pid, ready.report_fd
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def fork_runtime(
@@ -213,6 +357,24 @@ def fork_runtime(
         return pid
     code = 1
     try:
+        code = _run_child(app, services, log, report_fd)
+    finally:  # the child must never unwind into the CLI
+        os._exit(code)
+
+
+def _run_child(
+    app: AppConfig | Callable[[], AppConfig],
+    services: list[str],
+    log: Path,
+    report_fd: int | None,
+    *,
+    note: str = "",
+) -> int:
+    """A detached runtime's life, in a child forked with the stop signals
+    held: a session of its own, output to `log` (`note` first), the runtime
+    until stopped."""
+    code = 1
+    try:
         os.setsid()
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -228,6 +390,8 @@ def fork_runtime(
         from lsq._signals import hold_stop_signals
 
         hold_stop_signals()
+        if note:
+            print(note, flush=True)
         if callable(app):
             from lsq.runtime import _warm
 
@@ -241,12 +405,12 @@ def fork_runtime(
                   flush=True)
             app = app()
         code = _serve(app, services, report_fd)
-    except BaseException:  # the child must never unwind into the CLI
+    except BaseException:
         traceback.print_exc()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)
+    return code
 
 
 def _serve(app: AppConfig, services: list[str], report_fd: int | None = None) -> int:

@@ -1,13 +1,21 @@
-"""`lsq up -d` from the checked-manifest cache, before the CLI loads.
+"""`lsq up -d` before the CLI loads: click and the command modules are
+never imported, as every millisecond before the first service starts adds
+to the start-up.
 
-When the command line is `lsq up -d` (with `--timeout N` or not) and `.lsq/manifest.cache`
-matches the files and environment of now (`lsq.manifest._cache`), the
-runtime is forked at once and unpickles the app, while this process
-reports start-up with `lsq.cli._report`, never loading click. The usual
-path would first load click, the schema and the YAML parser and parse the
+When the command line is `lsq up -d` (with `--timeout N` or not) and
+`.lsq/manifest.cache` matches the files and environment of now
+(`lsq.manifest._cache`), the runtime is forked at once and unpickles the
+app, while this process reports start-up with `lsq.cli._report`. The usual
+path would first load the schema and the YAML parser and parse the
 manifest: about 0.1 s of CPU that the services being started need.
-Anything else (another command line, no cache, a changed file, a runtime
-already running) takes the usual path, which also reports what is wrong.
+
+Without a current cache (a first start, a changed file), the runtime is
+forked first and loads its modules on the other core while this process
+loads and checks the manifest, then hands the app over
+(`lsq.cli._daemon.prestart`). Errors are reported as the usual path does.
+
+Anything else (no manifest, a runtime already running, the ingress port
+taken) takes the usual path, which reports what is wrong.
 
 Only the standard library and LSQ's light modules are imported here.
 """
@@ -15,6 +23,10 @@ Only the standard library and LSQ's light modules are imported here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lsq.manifest._cache import Hit
 
 
 def detached_timeout(args: list[str]) -> float | None:
@@ -42,11 +54,12 @@ def detached_timeout(args: list[str]) -> float | None:
 
 
 def up_detached(timeout: float = 0.0) -> None:
-    """`lsq up -d`, if the cache allows: fork the runtime, report its
-    start-up, exit. Returns (having started nothing) if it does not.
-    `timeout` 0 means the default wait."""
-    forked = _fork_from_cache()
-    if forked is None:
+    """`lsq up -d` without click: from the manifest cache if it is current,
+    else by loading the manifest; report start-up, exit. Returns (having
+    started nothing) when the usual path should run and report what is
+    wrong. `timeout` 0 means the default wait."""
+    plan = _plan()
+    if plan is None:
         return
     import os
     import signal
@@ -58,8 +71,11 @@ def up_detached(timeout: float = 0.0) -> None:
 
     code = 0
     try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        follow_detached(*forked, timeout or None)
+        if isinstance(plan, Path):
+            _load_and_start(plan, timeout or None)
+        else:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            follow_detached(*_fork_from_cache(*plan), timeout or None)
     except LsqError as exc:  # reported as the CLI reports it (lsq.cli._main)
         sys.stderr.write(f"lsq: error: {exc}\n")
         code = exc.exit_code
@@ -76,9 +92,10 @@ def up_detached(timeout: float = 0.0) -> None:
     os._exit(code)  # as `up -d` does: nothing is left to tear down
 
 
-def _fork_from_cache() -> tuple[str, Path, int, int, int] | None:
-    """(app name, state folder, runtime pid, report pipe, log offset) of the
-    runtime forked from the cache, or None."""
+def _plan() -> tuple[Path, Hit] | Path | None:
+    """(manifest, cache entry) to start from the cache; the manifest alone
+    to load it; None when the usual path has something to report (no
+    manifest, the app running already, the ingress port taken)."""
     from lsq.errors import LsqError
     from lsq.manifest._cache import lookup
     from lsq.manifest._find import find_manifest
@@ -93,13 +110,42 @@ def _fork_from_cache() -> tuple[str, Path, int, int, int] | None:
         return None
     hit = lookup(manifest, state)
     if hit is None:
-        return None
+        return manifest
     if hit.ingress_port is not None:
         from lsq.runtime._ports import port_in_use
 
         if port_in_use(hit.ingress_port):
             return None  # the usual path reports it, before any start
+    return manifest, hit
+
+
+def _fork_from_cache(manifest: Path, hit: Hit) -> tuple[str, Path, int, int, int]:
+    """(app name, state folder, runtime pid, report pipe, log offset) of the
+    runtime forked to start from the cache."""
     from lsq.cli._daemon import start_detached
 
+    state = manifest.parent / ".lsq"
     pid, read_fd, log_start = start_detached(hit.app, state, [])
     return (hit.name, state, pid, read_fd, log_start)
+
+
+def _load_and_start(manifest: Path, timeout: float | None) -> None:
+    """A first start: what `lsq up -d` does (`lsq.cli._commands.up`), with
+    the runtime forked before the manifest loads (`prestart`)."""
+    import signal
+    import sys
+
+    from lsq._signals import STOP_SIGNALS
+    from lsq.cli._daemon import prestart
+
+    prestart()  # with the stop signals still held, which it keeps
+    from lsq.cli._up import check_startable, start_detached_and_follow
+    from lsq.manifest._load import load
+
+    # Modules are loaded: a Ctrl-C from here on aborts (KeyboardInterrupt).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    app = load(manifest.resolve())
+    for warning in app.warnings:
+        sys.stderr.write(f"lsq: warning: {warning}\n")
+    check_startable(app)
+    start_detached_and_follow(app, [], timeout)

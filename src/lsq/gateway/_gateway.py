@@ -112,6 +112,7 @@ def prefork_worker() -> None:
             import signal
 
             gc.freeze()  # the runtime's objects stay shared, not copied on a GC pass
+            gc.enable()  # a runtime starting up may run without it (lsq.cli._early)
             _name_process(b"lsq-gateway")
             fd = theirs.fileno()
             os.closerange(3, fd)

@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsq.errors import GatewayError
+
+if TYPE_CHECKING:
+    from lsq.manifest import AppConfig
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -22,6 +28,19 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return True
     return False
+
+
+def check_ingress(app: AppConfig) -> None:
+    """Raise if the fixed ingress port is taken: without it the gateway
+    cannot start, so nothing may (the CLI asks before it forks, the runtime
+    again before its services start)."""
+    ingress = app.manifest.gateway.ingress_port
+    if ingress is not None and port_in_use(ingress):
+        who = who_listens(ingress)
+        raise GatewayError(
+            f"gateway.ingress_port {ingress} is in use{' by ' + who if who else ''}; "
+            "stop that process or leave ingress_port out to have one assigned"
+        )
 
 
 def who_listens(port: int) -> str:

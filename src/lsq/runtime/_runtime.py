@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from lsq.errors import GatewayError, LsqError
+from lsq.errors import LsqError
 from lsq.gateway import Gateway
 from lsq.manifest import AppConfig
 from lsq.registry import MemoryRegistry
 from lsq.runtime import _data, _warm
 from lsq.runtime._info import state_dir_for
 from lsq.runtime._logs import LogHub, Printer
-from lsq.runtime._ports import StablePorts, port_in_use, who_listens
+from lsq.runtime._ports import StablePorts, check_ingress, port_in_use, who_listens
 from lsq.runtime._routing import GatewayFeed
 from lsq.runtime._lock import AppLock, GuardProcess, become_subreaper
 from lsq.runtime._spawn import group_alive, signal_group, stop_spawning
@@ -49,17 +50,19 @@ def _ours(pgid: int, since: float) -> bool:
         return False
 
 
-def check_ingress(app: AppConfig) -> None:
-    """Raise if the fixed ingress port is taken: without it the gateway
-    cannot start, so nothing may (the CLI asks before it forks, the runtime
-    again before its services start)."""
-    ingress = app.manifest.gateway.ingress_port
-    if ingress is not None and port_in_use(ingress):
-        who = who_listens(ingress)
-        raise GatewayError(
-            f"gateway.ingress_port {ingress} is in use{' by ' + who if who else ''}; "
-            "stop that process or leave ingress_port out to have one assigned"
-        )
+COLLECT_AFTER = 10.0
+"""Seconds into start-up after which garbage is collected again anyway."""
+
+
+def collect_garbage_again() -> None:
+    """Turn the cyclic garbage collector back on if `lsq up -d` turned it off
+    for start-up (lsq.cli): once the services are up or have failed, or
+    after `COLLECT_AFTER` seconds, whichever comes first. What start-up
+    made is kept out of later collections (`gc.freeze`): it lives as long
+    as the runtime."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 class Runtime:
@@ -353,13 +356,16 @@ class Runtime:
         assert self.sup is not None
         self.selected = self.sup.start(names)
         self.event("runtime", f"starting {', '.join(self.selected)}")
-        asyncio.get_running_loop().create_task(self._watch_startup())
+        loop = asyncio.get_running_loop()
+        loop.create_task(self._watch_startup())
+        loop.call_later(COLLECT_AFTER, collect_garbage_again)
 
     async def _watch_startup(self) -> None:
         assert self.sup is not None
         timeout = max([s.startup_timeout for s in self.app.services.values()] or [60.0])
         timeout *= 1 + max(0, len(self.app.dependency_order()) - 1) ** 0.5
         reason = await self.sup.wait_ready(self.selected, timeout)
+        collect_garbage_again()
         # The app is up only once the gateway serves every stable address.
         await self.gateway_up.wait()
         unclaimed = _warm.discard()
