@@ -27,16 +27,33 @@ async def _answer(status: int) -> tuple[asyncio.AbstractServer, int]:
     return server, sock.getsockname()[1]
 
 
-async def _probe(check: Health, port: int) -> tuple[bool, bool, str]:
-    result = await probe(check, host="127.0.0.1", port=port, cwd=Path("."), env={})
+async def _probe(check: Health, port: int, *, refused_before: bool = False) -> tuple[bool, bool, str]:
+    result = await probe(check, host="127.0.0.1", port=port, cwd=Path("."), env={},
+                         refused_before=refused_before)
     return result.ok, result.refused, result.detail
 
 
+@pytest.mark.parametrize("refused_before", [False, True])
 @pytest.mark.parametrize("check", [Health(http="/"), Health(tcp=True)])
-def test_a_port_nobody_listens_on_is_refused(check: Health) -> None:
-    ok, refused, detail = asyncio.run(_probe(check, free_port()))
+def test_a_port_nobody_listens_on_is_refused(check: Health, refused_before: bool) -> None:
+    port = free_port()
+    ok, refused, detail = asyncio.run(_probe(check, port, refused_before=refused_before))
     assert (ok, refused) == (False, True)
     assert "refused" in detail.lower()
+    # The same words whichever way it was found out.
+    assert detail == asyncio.run(_probe(check, port))[2]
+
+
+@pytest.mark.parametrize("status", [200, 503])
+def test_a_port_that_listens_now_gets_the_real_probe_after_refusals(status: int) -> None:
+    async def run() -> tuple[bool, bool, str]:
+        server, port = await _answer(status)
+        async with server:
+            return await _probe(Health(http="/"), port, refused_before=True)
+
+    ok, refused, detail = asyncio.run(run())
+    assert (ok, refused) == (status == 200, False)
+    assert status == 200 or "503" in detail
 
 
 def test_an_unhealthy_answer_is_not_refused() -> None:

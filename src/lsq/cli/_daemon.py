@@ -195,7 +195,6 @@ PRELOAD = (
     "pydantic",
     "lsq.manifest._schema",
     "lsq.manifest._config",
-    "psutil",
     "asyncio",
     "uvloop",
     "lsq.runtime",
@@ -208,9 +207,11 @@ PRELOAD = (
     "lsq.chaos",
     "lsq.deploy",
 )
-"""What a runtime imports beyond what the CLI has loaded by the time it forks
-one: the schema (to unpickle the app), the event loop, the runtime, the control
-API, the gateway, and the dashboard, fault and release APIs it serves."""
+"""What a runtime imports before its first service starts, beyond what the CLI
+has loaded by the time it forks one: the schema (to unpickle the app), the
+event loop, the runtime, the control API, the gateway, and the dashboard,
+fault and release APIs it serves. (psutil is not: nothing needs it before
+the services are up.)"""
 
 
 @dataclass

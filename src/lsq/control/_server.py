@@ -138,6 +138,11 @@ async def serve(
     `on_start` is called with the runtime before anything happens, so that it
     can listen to every event (`lsq up -d` reports start-up that way).
     """
+    # git runs on a thread while the runtime sets up (lsq.deploy labels the
+    # versions with the commit). After `run_runtime`'s fork, never before.
+    from lsq.deploy._version import look_at_tree_soon
+
+    look_at_tree_soon(app.root)
     runtime = Runtime(app, printer=printer)
     if on_start is not None:
         on_start(runtime)

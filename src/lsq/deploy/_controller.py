@@ -29,7 +29,13 @@ from pydantic import ValidationError
 
 from lsq.deploy._analysis import Verdict, figures, judge
 from lsq.deploy._history import ACTIVE_STATES, ReleaseStore
-from lsq.deploy._version import Identity, checkout, identify, remove_checkout, tree_state
+from lsq.deploy._version import (
+    Identity,
+    checkout,
+    identify,
+    remove_checkout,
+    tree_state_at_start,
+)
 
 from lsq.errors import LsqError, UsageError
 from lsq.manifest import AppConfig
@@ -121,7 +127,7 @@ class ReleaseController:
         sup = self.runtime.sup
         assert sup is not None
         app = self.runtime.app
-        tree = tree_state(app.root)
+        tree = tree_state_at_start(app.root)  # started by lsq.control.serve
         with self.store.batch():  # one commit for all services, not two each
             labels = {name: self._label_at_start(app, name, tree)
                       for name, unit in sup.units.items() if not unit.external}

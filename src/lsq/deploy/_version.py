@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,31 @@ def tree_state(folder: Path) -> tuple[str | None, bool]:
     commit = _git(folder, "rev-parse", "HEAD")
     dirty = bool(_git(folder, "status", "--porcelain")) if commit else False
     return commit, dirty
+
+
+_trees_at_start: dict[Path, Future[tuple[str | None, bool]]] = {}
+
+
+def look_at_tree_soon(folder: Path) -> None:
+    """Run `tree_state(folder)` on a thread now, for `tree_state_at_start`:
+    at start-up git then runs while the runtime sets up, instead of before
+    the first service starts (git in a large tree takes a while)."""
+    done: Future[tuple[str | None, bool]] = Future()
+
+    def look() -> None:
+        try:
+            done.set_result(tree_state(folder))
+        except BaseException as exc:  # handed to the caller of tree_state_at_start
+            done.set_exception(exc)
+
+    _trees_at_start[folder] = done
+    threading.Thread(target=look, name="lsq-git", daemon=True).start()
+
+
+def tree_state_at_start(folder: Path) -> tuple[str | None, bool]:
+    """What `look_at_tree_soon(folder)` found, or `tree_state(folder)` now."""
+    done = _trees_at_start.pop(folder, None)
+    return done.result() if done is not None else tree_state(folder)
 
 
 def identify(app: AppConfig, service: str, *, folder: Path | None = None,

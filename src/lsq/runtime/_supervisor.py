@@ -399,12 +399,15 @@ class Replica:
         started = time.monotonic()
         ok_run = fail_run = 0
         wait = FAST_PROBE
+        # Just started: nothing listens yet, most likely (see `probe`).
+        result = ProbeResult(False, "", refused=True)
         while not child.exited.done() and not self.stopping:
             forced = self.sup.health_override(self.id)
             if forced:
                 result = ProbeResult(False, forced)
             else:
-                result = await probe(check, host=inst.host, port=inst.port, cwd=cwd, env=env)
+                result = await probe(check, host=inst.host, port=inst.port, cwd=cwd, env=env,
+                                     refused_before=result.refused)
             if self.stopping:
                 # Being drained: a passing probe must not make it routable again.
                 return
