@@ -18,6 +18,9 @@ LSQ = str(Path(sys.executable).with_name("lsq"))
         (["ps", "--jsn"], "No such option '--jsn'. Did you mean '--json'?; see `lsq ps --help`"),
         (["logs", "--since"], "Option '--since' requires an argument; see `lsq"),
         (["up", "--timeout", "soon"], "'soon' is not a valid float"),
+        (["up", "-d", "--timeout", "inf"], "--timeout takes seconds above 0, up to 1e+06; found inf"),
+        (["up", "-d", "--timeout=nan"], "--timeout takes seconds above 0, up to 1e+06; found nan"),
+        (["up", "--timeout", "0", "-d"], "--timeout takes seconds above 0, up to 1e+06; found 0"),
     ],
 )
 def test_a_mistyped_command_line_gets_one_line_and_exit_2(

@@ -550,3 +550,12 @@ def test_anchor_defined_in_the_override_itself_works(load_app: Load) -> None:
         overrides=("over.yaml",),
     )
     assert app.env["web"] == {"A": "1"}
+
+
+@pytest.mark.parametrize("open_, close", [("[", "]"), ("{a: ", "}")])
+def test_values_nested_too_deeply_get_one_error_not_a_crash(
+    load_app: Load, open_: str, close: str
+) -> None:
+    deep = open_ * 3000 + close * 3000
+    with pytest.raises(ManifestError, match=r"^lsq.yaml: values are nested too deeply"):
+        load_app(f"services:\n  web:\n    command: {deep}\n")

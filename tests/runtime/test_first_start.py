@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
 
 import psutil
+import pytest
 from rthelpers import LSQ, App, assert_all_gone, greeter_app, wait_for
 
 from lsq.cli._daemon import PRESTART_NOTE
@@ -94,11 +96,13 @@ def test_the_runtime_forked_first_starts_nothing_until_the_app_is_checked(app: A
     assert _get(app) == "hello|one"
 
 
-def test_a_runtime_killed_before_the_hand_over_is_replaced(app: App) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
+def test_a_runtime_killed_before_the_hand_over_is_replaced(app: App, sig: int) -> None:
     fifo = _slow_app(app)
     cli = _cli(app)
     runtime = _forked_runtime(cli)
-    runtime.kill()
+    time.sleep(0.3)
+    runtime.send_signal(sig)
     wait_for(lambda: runtime.status() == psutil.STATUS_ZOMBIE, 5, "the killed runtime to exit")
     _feed(fifo)
     out, err = cli.communicate(timeout=60)
@@ -106,6 +110,46 @@ def test_a_runtime_killed_before_the_hand_over_is_replaced(app: App) -> None:
     assert cli.returncode == 0, (out + err).decode()
     assert _runtime_pid(app) != runtime.pid
     assert PRESTART_NOTE not in (app.state_dir() / "runtime.log").read_text()
+    assert _get(app) == "hello|one"
+
+
+def test_a_hang_up_the_cli_ignores_does_not_stop_the_app(app: App) -> None:
+    # `nohup lsq up -d`, and the terminal closes while the manifest loads:
+    # the hang-up reaches the whole process group and must not stop the
+    # runtime once it has the app.
+    fifo = _slow_app(app)
+    cli = psutil.Popen(["nohup", LSQ, "up", "-d"], cwd=app.root, env=app.env,
+                       stdout=-1, stderr=-1, start_new_session=True)
+    _forked_runtime(cli)
+    time.sleep(0.3)
+    os.killpg(cli.pid, signal.SIGHUP)
+    _feed(fifo)
+    out, err = cli.communicate(timeout=60)
+    app.track_runtime()
+    assert cli.returncode == 0, (out + err).decode()
+    time.sleep(0.5)  # a stop would come at once
+    assert app.service("web")["health"] == "healthy"
+    assert _get(app) == "hello|one"
+
+
+def test_closed_standard_streams_and_inherited_descriptors(app: App) -> None:
+    # No stdin, no stdout, and an extra descriptor on the caller's pipe: the
+    # app still starts through the prestarted runtime, and the caller sees
+    # the end of its pipe when `lsq up -d` exits, not when the app stops.
+    greeter_app(app)
+    read, write = os.pipe()
+    cli = subprocess.Popen(
+        ["bash", "-c", f"exec {LSQ} up -d <&- >&- 2>/dev/null 3>&{write}"],
+        cwd=app.root, env=app.env, pass_fds=(write,),
+    )
+    os.close(write)
+    assert cli.wait(timeout=60) == 0
+    app.track_runtime()
+    with os.fdopen(read, "rb") as pipe:
+        ended = threading.Event()
+        threading.Thread(target=lambda: (pipe.read(), ended.set()), daemon=True).start()
+        assert ended.wait(5), "the runtime kept the caller's descriptor open"
+    assert PRESTART_NOTE in (app.state_dir() / "runtime.log").read_text()
     assert _get(app) == "hello|one"
 
 
@@ -158,3 +202,12 @@ def test_garbage_collection_comes_back_once_start_up_is_over() -> None:
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def test_a_file_named_lsq_in_the_way_gets_one_error(app: App) -> None:
+    greeter_app(app)
+    app.write(".lsq", "not a folder\n")
+    result = app.lsq("up", "-d")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "is a file" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -65,8 +65,31 @@ def skip_pydantic_plugins() -> None:
     sys.modules[name] = stub
 
 
+def open_std_streams() -> None:
+    """Give a closed standard stream (`lsq up -d >&-`) /dev/null instead.
+
+    Otherwise the next pipe or file opened takes its descriptor, and a
+    detached runtime, which puts /dev/null and its log on 0, 1 and 2, would
+    overwrite it; and Python leaves `sys.stdout` None, which every print
+    would fail on."""
+    import os
+
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: `fd`
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))
+
+
 def main(argv: list[str] | None = None) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    open_std_streams()
     skip_pydantic_plugins()
     if argv is None and sys.argv[1:2] == ["up"]:
         import gc

@@ -91,6 +91,13 @@ def _check_names(app: AppConfig, names: tuple[str, ...]) -> None:
 @click.pass_obj
 def up(ctx: Context, detach: bool, timeout: float | None, services: tuple[str, ...]) -> None:
     """Start the app (or SERVICES and what they depend on) and supervise it."""
+    from lsq.cli._early import MAX_TIMEOUT
+
+    if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:
+        raise UsageError(
+            f"--timeout takes seconds above 0, up to {MAX_TIMEOUT:g}; found {timeout:g}; "
+            "give a number such as 60"
+        )
     if not detach:
         # A Ctrl-C before the runtime's handlers are in place would land in
         # whatever runs (an import may even swallow it): hold stop signals

@@ -246,7 +246,7 @@ def prestart() -> None:
     report_r, report_w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()  # the stop signals are held (lsq.cli.main) and stay held in the child
+    pid = os.fork()  # with the stop signals held (lsq.cli.main) until the child sets its own
     if pid:
         os.close(handover_r)
         os.close(report_w)
@@ -254,12 +254,22 @@ def prestart() -> None:
         return
     code = 1
     try:
-        os.close(handover_w)
-        os.close(report_r)
+        # A session of its own, so that a Ctrl-C or hang-up meant for the
+        # CLI never reaches it (the CLI's exit ends it); a stop signal sent
+        # to it ends it at once, and the CLI forks another runtime. Nothing
+        # is left pending for the runtime it becomes.
+        os.setsid()
+        import signal
+
+        from lsq._signals import STOP_SIGNALS
+
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        os.close(null)
+        close_inherited(keep=(handover_r, report_w))
         _preload(handover_r)
         payload = _read_all(handover_r)
         if not payload:
@@ -271,6 +281,17 @@ def prestart() -> None:
             code = _run_child(app, services, log, report_w, note=PRESTART_NOTE)
     finally:  # never unwinds into the CLI's code
         os._exit(code)
+
+
+def close_inherited(keep: tuple[int, ...] = ()) -> None:
+    """Close every descriptor above 2 but `keep`: a detached runtime must
+    not hold what its caller had open (`lsq up -d 3>&1 | cat` would wait
+    for the runtime to end)."""
+    low = 3
+    for fd in sorted(k for k in keep if k >= low):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _preload(handover_fd: int) -> None:
@@ -376,7 +397,9 @@ def _run_child(
     until stopped."""
     code = 1
     try:
-        os.setsid()
+        if os.getsid(0) != os.getpid():  # a prestarted runtime has its session
+            os.setsid()
+        close_inherited(keep=(report_fd,) if report_fd is not None else ())
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)

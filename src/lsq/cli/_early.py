@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from lsq.manifest._cache import Hit
 
 
+MAX_TIMEOUT = 1e6
+"""Seconds: the longest `lsq up -d --timeout` (beyond it a deadline overflows)."""
+
+
 def detached_timeout(args: list[str]) -> float | None:
     """For the arguments after `up`: 0.0 for `-d` alone, N for `-d` with
     `--timeout N` (either order); None for anything else (the usual path)."""
@@ -48,8 +52,8 @@ def detached_timeout(args: list[str]) -> float | None:
                 timeout = float(value)
             except ValueError:
                 return None  # click says what is wrong with it
-            if not timeout > 0:
-                return None
+            if not 0 < timeout <= MAX_TIMEOUT:
+                return None  # the usual path says what is wrong with it
     return timeout if detach else None
 
 

@@ -17,7 +17,13 @@ def check_startable(app: AppConfig) -> None:
     from lsq.runtime._info import read_runtime_info
     from lsq.runtime._ports import check_ingress
 
-    info = read_runtime_info(app.root / ".lsq")
+    state = app.root / ".lsq"
+    if state.exists() and not state.is_dir():
+        raise LsqError(
+            f"{state} is a file; LSQ keeps the app's state in a folder of that name: "
+            "move the file away"
+        )
+    info = read_runtime_info(state)
     if info is not None:
         raise LsqError(
             f"the app is already running (runtime pid {info.pid}); "

@@ -196,12 +196,14 @@ async def serve(
 
             printer.note(f"dashboard: {dashboard_url(port, api.guard.token)}")
 
-        # Start: services and the gateway's workers come up side by side.
+        # Start: services and the gateway's workers come up side by side;
+        # none if a stop signal came while the runtime was setting up.
         runtime.check_fixed_ports()
-        await asyncio.gather(runtime.start(services), _after_spawns(runtime.start_gateway()))
-        flusher = loop.create_task(_flush_logs(runtime))
-        await stop.wait()
-        flusher.cancel()
+        if not stop.is_set():
+            await asyncio.gather(runtime.start(services), _after_spawns(runtime.start_gateway()))
+            flusher = loop.create_task(_flush_logs(runtime))
+            await stop.wait()
+            flusher.cancel()
         stopping = loop.create_task(runtime.stop())
         done, _ = await asyncio.wait([stopping, loop.create_task(force.wait())], return_when=asyncio.FIRST_COMPLETED)
         if force.is_set():

@@ -91,9 +91,21 @@ def parse(text: str, file: str, *, override: bool = False) -> Node | None:
         raise ManifestError(
             f"{file}: {message}", fix="fix the file's encoding"
         ) from exc
+    except RecursionError:
+        raise _too_deep(file) from None
     if root is None:
         return None
-    return _Builder(file).build(root, ())
+    try:
+        return _Builder(file).build(root, ())
+    except RecursionError:
+        raise _too_deep(file) from None
+
+
+def _too_deep(file: str) -> ManifestError:
+    return ManifestError(
+        f"{file}: values are nested too deeply to read (hundreds of levels of [ or {{)",
+        fix="check the brackets; a manifest needs a few levels at most",
+    )
 
 
 def merge_override(base: Node, extra: Node) -> Node:
