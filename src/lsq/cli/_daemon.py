@@ -343,6 +343,25 @@ def _hand_over(
     return ready.pid, ready.report_fd
 
 
+def abandon_prestart() -> None:
+    """End the runtime `prestart` forked, if it was not handed an app, and
+    wait for it: gone when this CLI exits, rather than when it next looks
+    at its pipe."""
+    global prestarted
+    ready, prestarted = prestarted, None
+    if ready is None:
+        return
+    import signal
+
+    _close_quietly(ready.handover_fd)
+    _close_quietly(ready.report_fd)
+    try:
+        os.kill(ready.pid, signal.SIGTERM)  # its default action: it starts nothing
+        os.waitpid(ready.pid, 0)
+    except OSError:  # gone already
+        pass
+
+
 def _close_quietly(fd: int) -> None:
     try:
         os.close(fd)

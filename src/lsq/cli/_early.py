@@ -88,6 +88,9 @@ def up_detached(timeout: float = 0.0) -> None:
         code = 128 + signal.SIGINT
     except BrokenPipeError:
         code = 1
+    daemon = sys.modules.get("lsq.cli._daemon")
+    if daemon is not None:
+        daemon.abandon_prestart()  # not handed an app: the load failed or was stopped
     try:
         sys.stdout.flush()
         sys.stderr.flush()
