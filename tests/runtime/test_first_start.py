@@ -130,6 +130,7 @@ def test_a_hang_up_the_cli_ignores_does_not_stop_the_app(app: App) -> None:
     fifo = _slow_app(app)
     cli = psutil.Popen(["nohup", LSQ, "up", "-d"], cwd=app.root, env=app.env,
                        stdout=-1, stderr=-1, start_new_session=True)
+    app.pids.append(cli)
     _forked_runtime(cli, app)
     time.sleep(0.3)
     os.killpg(cli.pid, signal.SIGHUP)
@@ -153,6 +154,7 @@ def test_closed_standard_streams_and_inherited_descriptors(app: App) -> None:
         cwd=app.root, env=app.env, pass_fds=(write,),
     )
     os.close(write)
+    app.pids.append(psutil.Process(cli.pid))
     assert cli.wait(timeout=60) == 0
     app.track_runtime()
     with os.fdopen(read, "rb") as pipe:
