@@ -321,25 +321,21 @@ def _hand_over(
     app: AppConfig | Callable[[], AppConfig], services: list[str], log: Path
 ) -> tuple[int, int] | None:
     """Give `app` to the prestarted runtime: its pid and report pipe, or None
-    when there is none (or it is gone) and the caller should fork one."""
+    when there is none (a start from the cache never prestarts) or it could
+    not take the app, and the caller should fork one."""
     global prestarted
-    ready, prestarted = prestarted, None
-    if ready is None:
+    if prestarted is None or callable(app):
         return None
     import pickle
 
     try:
-        if callable(app):
-            raise ValueError("only a loaded app is handed over")
         payload = pickle.dumps((app, services, log), pickle.HIGHEST_PROTOCOL)
-        with open(ready.handover_fd, "wb", closefd=True) as pipe:
+        with open(prestarted.handover_fd, "wb", closefd=True) as pipe:
             pipe.write(payload)
-    except (OSError, ValueError, pickle.PicklingError):
-        # It exited (EPIPE), or cannot take this app: it sees the pipe close
-        # and leaves without having started anything.
-        _close_quietly(ready.handover_fd)
-        os.close(ready.report_fd)
+    except (OSError, TypeError, ValueError, pickle.PicklingError):
+        abandon_prestart()  # it exited (EPIPE), or the app does not pickle
         return None
+    ready, prestarted = prestarted, None
     return ready.pid, ready.report_fd
 
 
