@@ -258,3 +258,9 @@ async def running_gateway(
         yield gw
     finally:
         await gw.stop()
+
+
+def serving(backend: Backend, **settings: Any) -> contextlib.AbstractAsyncContextManager[Gateway]:
+    """A running gateway whose one service, `api`, has `backend` as its one
+    replica (`api-0`)."""
+    return running_gateway(table({"api": {"backends": [backend.entry("api-0")]}}), **settings)

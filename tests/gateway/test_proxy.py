@@ -22,6 +22,7 @@ from gateway_helpers import (
     get,
     read_response,
     running_gateway,
+    serving,
     table,
 )
 
@@ -36,9 +37,7 @@ def build(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
 @async_test()
 async def test_keep_alive_reuses_client_and_upstream_connections() -> None:
     backend = await Backend().start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         client = await Client.connect(gw.ports["api"])
         conns = [
             (await client.request(path=f"/r{i}")).json()["conn"] for i in range(20)
@@ -52,9 +51,7 @@ async def test_keep_alive_reuses_client_and_upstream_connections() -> None:
 @async_test()
 async def test_stale_pooled_connection_never_gives_502() -> None:
     backend = await Backend(idle_close=0.1).start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         statuses = []
         for i in range(12):
             client = await Client.connect(gw.ports["api"])
@@ -80,9 +77,7 @@ async def _chunked_backend(seen: Seen, writer: asyncio.StreamWriter) -> None:
 @async_test()
 async def test_chunked_request_and_response_are_reframed_and_complete() -> None:
     backend = await Backend(_chunked_backend).start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(
             b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -100,9 +95,7 @@ async def test_chunked_request_and_response_are_reframed_and_complete() -> None:
 async def test_20mb_upload_streams_with_identical_hash() -> None:
     backend = await Backend().start()
     payload = os.urandom(1 << 20) * 20
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         client = await Client.connect(gw.ports["api"])
         response = await client.request("PUT", "/upload", body=payload)
         await client.close()
@@ -153,9 +146,7 @@ async def test_backend_that_never_answers_gives_504_json() -> None:
 @async_test()
 async def test_malformed_request_gives_400() -> None:
     backend = await Backend().start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
         response = await read_response(reader)
@@ -167,9 +158,7 @@ async def test_malformed_request_gives_400() -> None:
 @async_test()
 async def test_huge_header_block_gives_431() -> None:
     backend = await Backend().start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         response = await get(gw.ports["api"], headers={"X-Big": "a" * 100_000})
     assert response.status == 431
     assert backend.seen == []
@@ -185,9 +174,7 @@ async def _dies_midway(seen: Seen, writer: asyncio.StreamWriter) -> None:
 @async_test()
 async def test_backend_dying_mid_response_aborts_the_client_connection() -> None:
     backend = await Backend(_dies_midway).start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         data = b""
@@ -244,9 +231,7 @@ async def _slow_head(seen: Seen, writer: asyncio.StreamWriter) -> None:
 @async_test()
 async def test_head_request_response_has_no_body() -> None:
     backend = await Backend(_slow_head).start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         client = await Client.connect(gw.ports["api"])
         head = await client.request("HEAD", "/")
         await client.close()
@@ -308,9 +293,7 @@ async def test_header_scan_reads_names_in_any_case_and_keeps_look_alikes() -> No
 @async_test()
 async def test_missing_or_repeated_host_gets_400() -> None:
     backend = await Backend().start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         answers = []
         for head in (
             b"GET /x HTTP/1.1\r\n\r\n",
@@ -334,9 +317,7 @@ async def _slow_ok(seen: Seen, writer: asyncio.StreamWriter) -> None:
 @async_test()
 async def test_garbage_behind_a_request_in_flight_waits_for_its_response_then_400() -> None:
     backend = await Backend(_slow_ok).start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
         await asyncio.sleep(0.05)  # the request is with the backend now
@@ -354,9 +335,7 @@ async def test_requests_before_malformed_bytes_in_the_same_read_are_answered() -
     """Garbage, or a request after `Connection: close`, in the same write as
     valid requests: those before it are served, then 400 (or the close)."""
     backend = await Backend(_slow_ok).start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(
             b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -386,9 +365,7 @@ async def test_requests_before_malformed_bytes_in_the_same_read_are_answered() -
 @async_test()
 async def test_a_zero_content_length_written_00_ends_the_request() -> None:
     backend = await Backend().start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(
             b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 00\r\n\r\n"

@@ -16,6 +16,7 @@ from gateway_helpers import (
     async_test,
     read_response,
     running_gateway,
+    serving,
     table,
 )
 
@@ -136,9 +137,7 @@ async def test_b34_expect_continue_with_curl(tmp_path_factory: object = None) ->
     path = f"/tmp/lsq-gw-b34-{os.getpid()}.bin"
     Path(path).write_bytes(payload)
     try:
-        async with running_gateway(
-            table({"api": {"backends": [backend.entry("api-0")]}})
-        ) as gw:
+        async with serving(backend) as gw:
             proc = await asyncio.create_subprocess_exec(
                 "curl",
                 "-sv",
@@ -161,9 +160,7 @@ async def test_b34_expect_continue_with_curl(tmp_path_factory: object = None) ->
 async def test_b34_client_waiting_for_100_gets_exactly_one() -> None:
     backend = await Backend().start()
     payload = os.urandom(2 << 20)
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["api"])
         writer.write(
             b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from gateway_helpers import Backend, Client, async_test, running_gateway, table
+from gateway_helpers import Backend, Client, async_test, serving
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER = "00f067aa0ba902b7"
@@ -35,9 +35,7 @@ async def test_sampled_traceparent_gets_a_hop_span_that_parents_the_backend(
     careful: bool,
 ) -> None:
     backend = await Backend().start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         client = await Client.connect(gw.ports["api"])
         headers = {"traceparent": f"00-{TRACE}-{CALLER}-01"}
         if careful:  # a client X-Forwarded-For sends the head the careful way
@@ -79,9 +77,7 @@ async def test_unsampled_or_absent_traceparent_gets_no_span_and_passes_as_is(
     traceparent: str | None,
 ) -> None:
     backend = await Backend().start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}})
-    ) as gw:
+    async with serving(backend) as gw:
         client = await Client.connect(gw.ports["api"])
         headers = {"traceparent": traceparent} if traceparent else {}
         resp = await client.request("GET", "/", headers=headers)
@@ -98,9 +94,7 @@ async def test_unsampled_or_absent_traceparent_gets_no_span_and_passes_as_is(
 @async_test()
 async def test_spans_wait_in_the_gateway_until_taken() -> None:
     backend = await Backend().start()
-    async with running_gateway(
-        table({"api": {"backends": [backend.entry("api-0")]}}), workers=2
-    ) as gw:
+    async with serving(backend, workers=2) as gw:
         for i in range(6):
             client = await Client.connect(gw.ports["api"])
             await client.request(
