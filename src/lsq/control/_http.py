@@ -75,16 +75,26 @@ class Route:
 
 class Router:
     def __init__(self) -> None:
+        self._added: list[tuple[str, str, Handler, str]] = []
         self._routes: list[Route] = []
 
     def add(self, method: str, pattern: str, handler: Handler, *, auth: str = "token") -> None:
         """`{name}` matches one path segment, `{name:path}` the rest of the path."""
-        regex = re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)", pattern)
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
-        self._routes.append(Route(method, re.compile(f"^{regex}$"), handler, auth))
+        # Compiled at the first request, not here: the runtime mounts its
+        # routes before the first service starts, and nobody asks until later.
+        self._added.append((method, pattern, handler, auth))
+
+    def _compile(self) -> None:
+        for method, pattern, handler, auth in self._added:
+            regex = re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)", pattern)
+            regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
+            self._routes.append(Route(method, re.compile(f"^{regex}$"), handler, auth))
+        self._added.clear()
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         """(route, params, path_exists)."""
+        if self._added:
+            self._compile()
         exists = False
         for route in self._routes:
             found = route.regex.match(path)

@@ -129,7 +129,8 @@ class ReleaseController:
         app = self.runtime.app
         tree = tree_state_at_start(app.root)  # started by lsq.control.serve
         with self.store.batch():  # one commit for all services, not two each
-            labels = {name: self._label_at_start(app, name, tree)
+            known = self.store.services()  # a new app's have none: no query each
+            labels = {name: self._label_at_start(app, name, tree, name in known)
                       for name, unit in sup.units.items() if not unit.external}
             self._close_interrupted(labels)
         for name, label in labels.items():
@@ -147,14 +148,18 @@ class ReleaseController:
             )
             self.store.save(record)
 
-    def _label_at_start(self, app: AppConfig, name: str, tree: tuple[str | None, bool]) -> str:
+    def _label_at_start(self, app: AppConfig, name: str, tree: tuple[str | None, bool],
+                        known: bool) -> str:
         ident = identify(app, name, tree=tree)
-        history = self.store.history(name, limit=200)
+        history = self.store.history(name, limit=200) if known else []
         match = next((r for r in history if ident.same_code(r.get("identity", {}))), None)
         newest = history[0] if history else None
         if match is not None and newest is match and match["state"] in ("succeeded", "started"):
             return str(match["version"])
-        label = str(match["version"]) if match else self.store.next_version(name)
+        if match:
+            label = str(match["version"])
+        else:
+            label = self.store.next_version(name) if known else "v1"
         why = (f"lsq up started the manifest's entry, which {label} already was" if match
                else "lsq up started the manifest's entry (first run, or changed since)")
         self.store.add(self._record(name, label, "up", ident, state="started", reason=why))

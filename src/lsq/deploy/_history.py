@@ -37,6 +37,9 @@ class ReleaseStore:
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=5000")
+        # As the runtime's own connection (lsq.runtime._state): the file is in
+        # WAL mode, where NORMAL syncs at checkpoints, not at every commit.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
     @contextlib.contextmanager
@@ -73,6 +76,10 @@ class ReleaseStore:
             (service, limit),
         ).fetchall()
         return [json.loads(row[0]) for row in rows]
+
+    def services(self) -> set[str]:
+        """The services that have any release at all."""
+        return {row[0] for row in self._db.execute("SELECT DISTINCT service FROM releases")}
 
     def active(self) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(ACTIVE_STATES))

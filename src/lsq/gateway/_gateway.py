@@ -498,8 +498,9 @@ class Gateway:
         for name, sock in fresh.items():
             self._reserved[name] = sock
             self._ports[name] = sock.getsockname()[1]
+        ports = self._ports
         services = {
-            name: dataclasses.replace(e, port=self._ports[name])
+            name: e if e.port == ports[name] else dataclasses.replace(e, port=ports[name])
             for name, e in table.services.items()
         }
         return RoutingTable(services=services, ingress_port=self._ports.get(""))

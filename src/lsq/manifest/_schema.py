@@ -59,17 +59,25 @@ def plain(model: BaseModel, *, exclude: frozenset[str] = frozenset(),
     models (strings, numbers, lists, dicts and nested models), without
     building pydantic's serializer."""
     out: dict[str, object] = {}
-    for name in type(model).model_fields:
+    fields = model.__dict__  # pydantic keeps a model's field values here
+    for name in type(model).__pydantic_fields__:
         if name in exclude:
             continue
-        value = _plain_value(getattr(model, name), exclude_none)
+        value = fields[name]
+        if type(value) not in _ATOMS:
+            value = _plain_value(value, exclude_none)
         if value is None and exclude_none:
             continue
         out[name] = value
     return out
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain_value(value: object, exclude_none: bool) -> object:
+    if type(value) in _ATOMS:
+        return value
     if isinstance(value, BaseModel):
         return plain(value, exclude_none=exclude_none)
     if isinstance(value, dict):

@@ -98,14 +98,24 @@ async def _exchange(host: str, port: int, request: bytes) -> bytes:
 def _may_listen(host: str, port: int) -> bool:
     """False only if a connect to host:port is refused at once (as on the
     loopback, where the kernel answers before connect returns)."""
-    try:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                  flags=socket.AI_NUMERICHOST)[0]
-    except OSError:  # a name, not an address: leave it to the real probe
+    family = _address_family(host)
+    if family is None:  # a name, not an address: leave it to the real probe
         return True
-    with socket.socket(info[0], socket.SOCK_STREAM) as sock:
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setblocking(False)
-        return sock.connect_ex(info[4]) != errno.ECONNREFUSED
+        return sock.connect_ex((host, port)) != errno.ECONNREFUSED
+
+
+def _address_family(host: str) -> socket.AddressFamily | None:
+    """AF_INET or AF_INET6 for an address written as one; None for a name.
+    (Not getaddrinfo: its first call with a str imports the IDNA codec.)"""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return None
 
 
 def _refused(what: str, host: str, port: int) -> ProbeResult:
