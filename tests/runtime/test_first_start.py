@@ -20,7 +20,7 @@ import urllib.request
 
 import psutil
 import pytest
-from rthelpers import LSQ, App, greeter_app, wait_for
+from rthelpers import GREETER, LSQ, PY, App, alive, free_port, greeter_app, wait_for
 
 from lsq.cli._daemon import PRESTART_NOTE
 
@@ -224,3 +224,142 @@ def test_a_file_named_lsq_in_the_way_gets_one_error(app: App) -> None:
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "is a file" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- replicas started as soon as the app is checked (lsq.runtime._warm.first_plan)
+
+def _mixed_app(app: App) -> None:
+    """What may start early (`solo`, `pair` x2) and what may not: a
+    dependent, a data store, a fixed port."""
+    app.write("web.py", GREETER)
+    fixed = free_port()
+    app.manifest(f"""
+        services:
+          solo:
+            command: [{PY}, web.py]
+            env: {{GREETING: solo}}
+            health: {{http: /}}
+          pair:
+            command: [{PY}, web.py]
+            replicas: 2
+            health: {{http: /}}
+          after:
+            command: [{PY}, web.py]
+            depends_on: [solo]
+            health: {{http: /}}
+          stored:
+            command: [{PY}, web.py]
+            data: sqlite
+            health: {{http: /}}
+          pinned:
+            command: [{PY}, web.py]
+            port: {fixed}
+            health: {{http: /}}
+    """)
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = psutil.Process(pid).environ()
+    return dict(raw)
+
+
+def test_a_first_up_starts_what_waits_for_nothing_before_the_runtime_has_loaded(app: App) -> None:
+    _mixed_app(app)
+    result = app.lsq("up", "-d")
+    runtime = app.track_runtime()
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (app.state_dir() / "runtime.log").read_text()
+    assert f"{PRESTART_NOTE}; 3 replicas started once it was checked" in log, log
+    # Each was taken by its replica: none was started anew.
+    assert "did not match" not in log
+    events = app.lsq("logs", "--since", "1h").stdout
+    assert "did not match" not in events
+    assert runtime is not None
+    port = json.loads((app.state_dir() / "runtime.json").read_text())["port"]
+    for name in ("solo", "pair", "after", "stored", "pinned"):
+        svc = app.service(name)
+        assert svc["health"] == "healthy", svc
+        for inst in svc["instances"]:  # type: ignore[union-attr]
+            env = _environ(int(inst["pid"]))
+            # The environment the supervisor gives it, the runtime's own
+            # trace receiver included (the plan only had a placeholder).
+            assert env["LSQ_INSTANCE"] == inst["id"]
+            assert env["PORT"] == str(inst["port"])
+            assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith(f"http://127.0.0.1:{port}/otlp/")
+            assert psutil.Process(int(inst["pid"])).ppid() == runtime.pid
+
+
+def test_a_service_env_naming_the_trace_endpoint_keeps_it(app: App) -> None:
+    greeter_app(app)
+    text = (app.root / "lsq.yaml").read_text().replace(
+        "GREETING: hello", "GREETING: hello\n      OTEL_EXPORTER_OTLP_ENDPOINT: http://127.0.0.1:4318")
+    (app.root / "lsq.yaml").write_text(text)
+    result = app.lsq("up", "-d")
+    app.track_runtime()
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (app.state_dir() / "runtime.log").read_text()
+    assert "1 replicas started once it was checked" in log and "did not match" not in log
+    pid = int(app.service("web")["instances"][0]["pid"])  # type: ignore[index]
+    assert _environ(pid)["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+
+
+def _held_after_the_plan(app: App) -> psutil.Popen:
+    """`lsq up -d` held after it sent the plan: the manifest cache's temporary
+    file is a FIFO, whose open blocks until `_release` reads it."""
+    greeter_app(app)
+    app.state_dir().mkdir()
+    os.mkfifo(app.state_dir() / "manifest.cache.tmp")
+    return _cli(app)
+
+
+def _release(app: App) -> None:
+    """Let `lsq up -d` write its cache through the FIFO, then put what it
+    wrote in place of the FIFO it renamed (the runtime reads the cache once
+    the app is up)."""
+    state = app.state_dir()
+
+    def read() -> None:
+        with open(state / "manifest.cache.tmp", "rb") as pipe:
+            data = pipe.read()
+        wait_for(lambda: (state / "manifest.cache").exists(), 10, "the cache to be renamed")
+        (state / "cache.copy").write_bytes(data)
+        os.replace(state / "cache.copy", state / "manifest.cache")
+
+    threading.Thread(target=read, daemon=True).start()
+
+
+def _early_web(runtime: psutil.Process) -> psutil.Process:
+    found = wait_for(lambda: [p for p in runtime.children() if "web.py" in " ".join(p.cmdline())],
+                     15, "the early start of web")
+    return found[0]  # type: ignore[no-any-return]
+
+
+def test_a_runtime_killed_after_its_early_starts_leaves_none_and_is_replaced(app: App) -> None:
+    cli = _held_after_the_plan(app)
+    runtime = _forked_runtime(cli, app)
+    web = _early_web(runtime)
+    app.pids.append(web)
+    runtime.kill()
+    # Its guard ends what it started.
+    wait_for(lambda: not alive(web), 10, "the early start to end with its runtime")
+    _release(app)
+    out, err = cli.communicate(timeout=60)
+    app.track_runtime()
+    assert cli.returncode == 0, (out + err).decode()
+    assert _runtime_pid(app) != runtime.pid
+    assert _get(app) == "hello|one"
+    assert [p.pid for p in _web_processes(app)] == [int(app.service("web")["instances"][0]["pid"])]  # type: ignore[index]
+
+
+def test_ctrl_c_after_the_early_starts_leaves_no_process(app: App) -> None:
+    cli = _held_after_the_plan(app)
+    runtime = _forked_runtime(cli, app)
+    web = _early_web(runtime)
+    app.pids.append(web)
+    cli.send_signal(signal.SIGINT)
+    _, err = cli.communicate(timeout=30)
+    assert cli.returncode == 128 + signal.SIGINT, err.decode()
+    assert not runtime.is_running()
+    wait_for(lambda: not alive(web), 10, "the early start to end")
+    assert _web_processes(app) == []
+    assert not (app.state_dir() / "runtime.json").exists()

@@ -317,7 +317,7 @@ def run(ctx: Context, service: str, command: tuple[str, ...]) -> None:
         raise UsageError(f"service {service!r} is external ({svc.external}); LSQ does not run it")
     from lsq.runtime import Runtime, Printer
     from lsq.runtime._spawn import argv_for
-    from lsq.runtime._supervisor import service_env
+    from lsq.runtime._env import service_env
 
     runtime = Runtime(app, printer=Printer(None))
     addresses = runtime.addresses()

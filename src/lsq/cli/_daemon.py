@@ -199,6 +199,7 @@ PRELOAD = (
     "uvloop",
     "lsq.runtime",
     "lsq.runtime._runtime",
+    "ctypes",  # to become the services' subreaper
     "lsq.control",
     "lsq.control._server",
     "lsq.gateway._gateway",
@@ -219,8 +220,9 @@ class Prestarted:
     """A runtime forked by `prestart`, waiting for its app."""
 
     pid: int
-    handover_fd: int  # write end: the pickled app, then EOF
+    handover_fd: int  # write end: the early-start plan, the pickled app, then EOF
     report_fd: int  # read end: the start-up report (`StartupReport`)
+    planned: bool = False  # the plan's frame was sent
 
 
 prestarted: Prestarted | None = None
@@ -270,15 +272,21 @@ def prestart() -> None:
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         close_inherited(keep=(handover_r, report_w))
-        _preload(handover_r)
+        early = _preload(handover_r)
         payload = _read_all(handover_r)
         if not payload:
-            code = 0  # no app came: the CLI is gone and started nothing
+            # No app came: the CLI is gone. What the plan started ends here,
+            # or at the guard, should this process be killed first.
+            from lsq.runtime import _warm
+
+            _warm.discard()
+            code = 0
         else:
             import pickle
 
             app, services, log = pickle.loads(payload)
-            code = _run_child(app, services, log, report_w, note=PRESTART_NOTE)
+            code = _run_child(app, services, log, report_w, note=f"{PRESTART_NOTE}{early}",
+                              prestarted=True)
     finally:  # never unwinds into the CLI's code
         os._exit(code)
 
@@ -294,19 +302,71 @@ def close_inherited(keep: tuple[int, ...] = ()) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def _preload(handover_fd: int) -> None:
-    """Import `PRELOAD`, stopping early once the hand-over pipe is readable
-    (the app has come, or the CLI gave up)."""
+def _preload(handover_fd: int) -> str:
+    """Import `PRELOAD`, starting the replicas of the plan that comes first
+    on the hand-over pipe as soon as it is there, and stopping early once
+    the app follows (or the CLI gave up). Returns a note on the early starts."""
     import importlib
     import select
 
+    note: str | None = None
     for name in PRELOAD:
         if select.select([handover_fd], [], [], 0)[0]:
-            return
+            if note is not None:
+                return note  # the app is coming
+            note = _take_plan(handover_fd)
         try:
             importlib.import_module(name)
         except ImportError:  # the runtime reports it, if it needs the module
             continue
+    return _take_plan(handover_fd) if note is None else note
+
+
+def _take_plan(handover_fd: int) -> str:
+    """Read the plan's frame (`offer_plan`) and start its replicas."""
+    head = _read_exactly(handover_fd, 4)
+    data = _read_exactly(handover_fd, int.from_bytes(head, "big")) if len(head) == 4 else b""
+    if not data:
+        return ""
+    from lsq.runtime import _warm
+
+    try:
+        started = _warm.begin_first(json.loads(data))
+    except Exception as exc:  # they start the usual way, a little later
+        return f"; early starts failed: {exc!r}"
+    return f"; {started} replicas started once it was checked"
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def offer_plan(app: AppConfig) -> None:
+    """Send the prestarted runtime the replicas it may start before it has
+    the app (`lsq.runtime._warm.first_plan`). Call once the app is checked
+    and nothing else stands in the way of its start."""
+    if prestarted is None or prestarted.planned:
+        return
+    from lsq.runtime._warm import first_plan
+
+    try:
+        _send_frame(json.dumps(first_plan(app)).encode())
+    except OSError:  # it exited (EPIPE): `start_detached` forks another
+        abandon_prestart()
+
+
+def _send_frame(data: bytes) -> None:
+    assert prestarted is not None
+    prestarted.planned = True
+    frame = len(data).to_bytes(4, "big") + data
+    while frame:
+        frame = frame[os.write(prestarted.handover_fd, frame):]
 
 
 def _read_all(fd: int) -> bytes:
@@ -329,14 +389,44 @@ def _hand_over(
     import pickle
 
     try:
+        if not prestarted.planned:
+            _send_frame(b"")  # no plan: nothing starts before the app
         payload = pickle.dumps((app, services, log), pickle.HIGHEST_PROTOCOL)
         with open(prestarted.handover_fd, "wb", closefd=True) as pipe:
             pipe.write(payload)
     except (OSError, TypeError, ValueError, pickle.PicklingError):
+        planned = prestarted is not None and prestarted.planned
         abandon_prestart()  # it exited (EPIPE), or the app does not pickle
+        if planned:
+            _wait_for_guard(log.parent)
         return None
     ready, prestarted = prestarted, None
     return ready.pid, ready.report_fd
+
+
+def _wait_for_guard(state: Path) -> None:
+    """A runtime that died after its early starts left its guard ending them,
+    which holds the app's lock meanwhile (lsq.runtime._guard): wait until it
+    lets go, so that the runtime forked next can take it."""
+    import fcntl
+    import time
+
+    from lsq.runtime._guard import GRACE
+
+    try:
+        fd = os.open(state / "lock", os.O_RDWR)
+    except OSError:
+        return
+    try:
+        deadline = time.monotonic() + GRACE + 1.0
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                time.sleep(0.02)
+    finally:
+        os.close(fd)  # lets go of it too
 
 
 def abandon_prestart() -> None:
@@ -406,15 +496,17 @@ def _run_child(
     report_fd: int | None,
     *,
     note: str = "",
+    prestarted: bool = False,
 ) -> int:
     """A detached runtime's life, in a child forked with the stop signals
     held: a session of its own, output to `log` (`note` first), the runtime
-    until stopped."""
+    until stopped. A `prestarted` one has its session and closed what it
+    inherited already (what it opened since, its early starts', stays)."""
     code = 1
     try:
-        if os.getsid(0) != os.getpid():  # a prestarted runtime has its session
+        if not prestarted:
             os.setsid()
-        close_inherited(keep=(report_fd,) if report_fd is not None else ())
+            close_inherited(keep=(report_fd,) if report_fd is not None else ())
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)

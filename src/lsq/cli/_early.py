@@ -143,7 +143,7 @@ def _load_and_start(manifest: Path, timeout: float | None) -> None:
     import sys
 
     from lsq._signals import STOP_SIGNALS
-    from lsq.cli._daemon import prestart
+    from lsq.cli._daemon import offer_plan, prestart
 
     prestart()  # with the stop signals still held, which it keeps
     from lsq.cli._up import check_startable, start_detached_and_follow
@@ -155,4 +155,5 @@ def _load_and_start(manifest: Path, timeout: float | None) -> None:
     for warning in app.warnings:
         sys.stderr.write(f"lsq: warning: {warning}\n")
     check_startable(app)
+    offer_plan(app)  # the runtime starts what waits for nothing, while it loads
     start_detached_and_follow(app, [], timeout)

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lsq.errors import ServiceError
-from lsq.manifest import AppConfig, Service, env_name
+from lsq.manifest import AppConfig, Service
 from lsq.registry import Instance, MemoryRegistry, State
 from lsq.runtime._health import ProbeResult, probe
 from lsq.runtime._ports import REPLICA_RANGE, port_in_use, stable_candidate, who_listens
 from lsq.runtime import _warm
+from lsq.runtime._env import service_env
 from lsq.runtime._spawn import (
     Child,
     adopt,
@@ -96,41 +97,6 @@ def describe_exit(code: int, spawn_error: str = "") -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def service_env(
-    app: AppConfig,
-    service: str,
-    *,
-    instance: str,
-    port: int,
-    addresses: Addresses,
-    data_env: dict[str, str],
-    own_env: dict[str, str] | None = None,
-    defaults: dict[str, str] | None = None,
-    base: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """The environment of one instance. Precedence, lowest first: the caller's
-    environment, LSQ's defaults (telemetry), `env_file`, `env`, the data store, then what LSQ sets itself
-    (PORT, LSQ_*), which always wins (docs/manifest.md). `own_env` replaces
-    the manifest's `env_file` and `env` (a release's version of them).
-    `base` is a copy of the caller's environment taken once (reading
-    `os.environ` decodes every variable on each call)."""
-    env = dict(os.environ if base is None else base)
-    env.update(defaults or {})
-    env.update(app.env.get(service, {}) if own_env is None else own_env)
-    env.update(data_env)
-    for dep in app.services[service].depends_on:
-        env[env_name(dep)] = addresses.service_url(app, dep)
-    env.update(
-        PORT=str(port),
-        LSQ_APP=app.name,
-        LSQ_APP_DIR=str(app.root),
-        LSQ_SERVICE=service,
-        LSQ_INSTANCE=instance,
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 def cannot_run(command: str | list[str], cwd: Path, exc: OSError) -> str:

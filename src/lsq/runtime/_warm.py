@@ -22,12 +22,21 @@ About 0.1 s of the runtime's start (the schema, the runtime's own modules,
 its set-up) then overlaps the services' own start instead of preceding it.
 An early start's output waits in its pipe (64 KiB) until it is claimed,
 a fraction of a second later.
+
+A first start (no current cache, so no plan on disk) starts replicas early
+too: once the CLI has checked the manifest, it computes the same kind of
+plan (`first_plan`) and sends it to the runtime it forked before loading
+(`lsq.cli._daemon.prestart`), ahead of the app itself; the runtime starts
+them (`begin_first`) while it is still loading, on a control port of its
+own choosing. Only replicas that wait for nothing qualify: no
+`depends_on`, no data store, no fixed port.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +51,7 @@ if TYPE_CHECKING:
     import subprocess
     from concurrent.futures import Future
 
+    from lsq.manifest import AppConfig
     from lsq.runtime._runtime import Runtime
 
 PLAN_NAME = "launch.json"
@@ -85,7 +95,6 @@ def begin(state: Path) -> None:
     """Take the lock and the guard, and start the plan's replicas, if the
     plan belongs to the current manifest cache. Does nothing otherwise (or
     if the lock is held: the usual start then reports it)."""
-    global early
     try:
         plan = json.loads((state / PLAN_NAME).read_text())
     except (OSError, ValueError):
@@ -93,6 +102,59 @@ def begin(state: Path) -> None:
     cache = header(state)
     if not _well_formed(plan) or cache is None or plan["cache"] != cache[1]:
         return  # a damaged or foreign plan is ignored, as if there were none
+    _begin(state, plan["starts"], plan["control_port"], plan.get("otlp_secret"))
+
+
+OTLP_PLACEHOLDER = "lsq:otlp-endpoint"
+"""Stands for the runtime's OTLP endpoint in a first start's plan: the CLI
+cannot know the control port the runtime will bind."""
+
+
+def first_plan(app: AppConfig) -> dict[str, Any]:
+    """For a first `lsq up -d`, in the CLI once the manifest is checked: the
+    replicas the runtime may start before it has loaded, each with its
+    command, folder and environment as the supervisor will compute them
+    (as `record` writes them, but for `OTLP_PLACEHOLDER`)."""
+    import importlib.util
+
+    from lsq.runtime._env import service_env
+
+    # The supervisor adds these for the dashboard's trace receiver, when the
+    # dashboard is installed (lsq.control._server._mount_dashboard).
+    traced = importlib.util.find_spec("lsq.dashboard") is not None
+    base = dict(os.environ)
+    starts: list[dict[str, Any]] = []
+    for name in app.dependency_order():
+        svc = app.services[name]
+        if svc.external or svc.depends_on or svc.data or svc.port is not None or not svc.command:
+            continue
+        defaults = {"OTEL_EXPORTER_OTLP_ENDPOINT": OTLP_PLACEHOLDER, "OTEL_SERVICE_NAME": name}
+        for index in range(svc.replicas):
+            ident = f"{name}-{index}"
+            env = service_env(app, name, instance=ident, port=0, addresses=None,  # type: ignore[arg-type]
+                              data_env={}, defaults=defaults if traced else {}, base=base)
+            starts.append({
+                "id": ident,
+                "command": svc.command,
+                "cwd": str(app.cwd(name)),
+                "env": {k: v for k, v in env.items() if k != "PORT" and base.get(k) != v},
+            })
+    return {"state": str(app.root / ".lsq"), "starts": starts}
+
+
+def begin_first(plan: dict[str, Any]) -> int:
+    """In the runtime a first `lsq up -d` forked, before it has loaded: take
+    the lock and the guard, bind a control port and start the replicas of
+    `first_plan`. Returns how many it started."""
+    state = Path(plan["state"])
+    state.mkdir(parents=True, exist_ok=True)
+    _begin(state, plan["starts"], 0, secrets.token_urlsafe(24))
+    return len(early.starts) if early is not None else 0
+
+
+def _begin(state: Path, starts: list[dict[str, Any]], control_port: int,
+           otlp_secret: str | None) -> None:
+    global early
     lock = AppLock(state)
     try:
         lock.acquire()
@@ -106,19 +168,24 @@ def begin(state: Path) -> None:
         raise
     found = Early(lock, guard)
     early = found
-    control = _bind(plan["control_port"])
+    control = _bind(control_port)
     if control is None:  # the environment named that port: nothing would match
         return
     found.control = control
-    found.otlp_secret = plan.get("otlp_secret")
-    taken = StablePorts(state / "ports.json").taken() | {control.getsockname()[1]}
-    for entry in plan.get("starts", []):
+    found.otlp_secret = otlp_secret
+    port = control.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}/otlp/{otlp_secret}"
+    taken = StablePorts(state / "ports.json").taken() | {port}
+    base = dict(os.environ)
+    for entry in starts:
         if not all(os.path.isdir(p) for p in entry.get("needs", [])):
             continue
         port = stable_candidate(taken, REPLICA_RANGE)
         taken.add(port)
-        env = dict(os.environ)
+        env = dict(base)
         env.update(entry["env"])
+        if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") == OTLP_PLACEHOLDER:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
         env["PORT"] = str(port)
         argv = argv_for(entry["command"], env)
         cwd = Path(entry["cwd"])
@@ -157,8 +224,7 @@ def _well_formed(plan: object) -> bool:
 
 
 def _bind(port: int) -> socket.socket | None:
-    if not port:
-        return None
+    """A listening control socket on `port` (0: any free one); None if taken."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
