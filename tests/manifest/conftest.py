@@ -77,3 +77,29 @@ def load_app(write: Write) -> Load:
         return load(path, environ=environ or {}, overrides=extra)
 
     return _load
+
+
+@pytest.fixture(autouse=True)
+def both_yaml_parsers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every manifest these tests load is also read by the pure Python
+    composer; the C one (used when installed) must give the same tree, or
+    the same error."""
+    from yamlcheck import same_tree
+
+    from lsq.errors import ManifestError
+    from lsq.manifest import _load, _yaml
+
+    def parse(text: str, file: str, *, override: bool = False) -> _yaml.Node | None:
+        try:
+            pure = _yaml.parse(text, file, override=override, pure=True)
+        except ManifestError as exc:
+            with pytest.raises(ManifestError) as raised:
+                _yaml.parse(text, file, override=override)
+            assert str(raised.value) == str(exc)
+            raise
+        either = _yaml.parse(text, file, override=override)
+        assert same_tree(either, pure)
+        return either
+
+    monkeypatch.setattr(_load, "parse", parse)
+
