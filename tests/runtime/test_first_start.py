@@ -226,7 +226,7 @@ def test_a_file_named_lsq_in_the_way_gets_one_error(app: App) -> None:
     assert "Traceback" not in result.stderr
 
 
-# -- replicas started as soon as the app is checked (lsq.runtime._warm.first_plan)
+# -- replicas started as soon as the app is checked (lsq.runtime._env.first_plan)
 
 def _mixed_app(app: App) -> None:
     """What may start early (`solo`, `pair` x2) and what may not: a

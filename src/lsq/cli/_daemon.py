@@ -349,11 +349,11 @@ def _read_exactly(fd: int, size: int) -> bytes:
 
 def offer_plan(app: AppConfig) -> None:
     """Send the prestarted runtime the replicas it may start before it has
-    the app (`lsq.runtime._warm.first_plan`). Call once the app is checked
+    the app (`lsq.runtime._env.first_plan`). Call once the app is checked
     and nothing else stands in the way of its start."""
     if prestarted is None or prestarted.planned:
         return
-    from lsq.runtime._warm import first_plan
+    from lsq.runtime._env import first_plan
 
     try:
         _send_frame(json.dumps(first_plan(app)).encode())

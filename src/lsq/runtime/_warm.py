@@ -25,7 +25,7 @@ a fraction of a second later.
 
 A first start (no current cache, so no plan on disk) starts replicas early
 too: once the CLI has checked the manifest, it computes the same kind of
-plan (`first_plan`) and sends it to the runtime it forked before loading
+plan (`lsq.runtime._env.first_plan`) and sends it to the runtime it forked before loading
 (`lsq.cli._daemon.prestart`), ahead of the app itself; the runtime starts
 them (`begin_first`) while it is still loading, on a control port of its
 own choosing. Only replicas that wait for nothing qualify: no
@@ -45,13 +45,13 @@ from typing import TYPE_CHECKING, Any
 from lsq.runtime._lock import AppLock, GuardProcess, become_subreaper
 from lsq.manifest._cache import header
 from lsq.runtime._ports import REPLICA_RANGE, StablePorts, stable_candidate
+from lsq.runtime._env import OTLP_PLACEHOLDER
 from lsq.runtime._start import _spawner, _Start, argv_for
 
 if TYPE_CHECKING:
     import subprocess
     from concurrent.futures import Future
 
-    from lsq.manifest import AppConfig
     from lsq.runtime._runtime import Runtime
 
 PLAN_NAME = "launch.json"
@@ -105,47 +105,10 @@ def begin(state: Path) -> None:
     _begin(state, plan["starts"], plan["control_port"], plan.get("otlp_secret"))
 
 
-OTLP_PLACEHOLDER = "lsq:otlp-endpoint"
-"""Stands for the runtime's OTLP endpoint in a first start's plan: the CLI
-cannot know the control port the runtime will bind."""
-
-
-def first_plan(app: AppConfig) -> dict[str, Any]:
-    """For a first `lsq up -d`, in the CLI once the manifest is checked: the
-    replicas the runtime may start before it has loaded, each with its
-    command, folder and environment as the supervisor will compute them
-    (as `record` writes them, but for `OTLP_PLACEHOLDER`)."""
-    import importlib.util
-
-    from lsq.runtime._env import service_env
-
-    # The supervisor adds these for the dashboard's trace receiver, when the
-    # dashboard is installed (lsq.control._server._mount_dashboard).
-    traced = importlib.util.find_spec("lsq.dashboard") is not None
-    base = dict(os.environ)
-    starts: list[dict[str, Any]] = []
-    for name in app.dependency_order():
-        svc = app.services[name]
-        if svc.external or svc.depends_on or svc.data or svc.port is not None or not svc.command:
-            continue
-        defaults = {"OTEL_EXPORTER_OTLP_ENDPOINT": OTLP_PLACEHOLDER, "OTEL_SERVICE_NAME": name}
-        for index in range(svc.replicas):
-            ident = f"{name}-{index}"
-            env = service_env(app, name, instance=ident, port=0, addresses=None,  # type: ignore[arg-type]
-                              data_env={}, defaults=defaults if traced else {}, base=base)
-            starts.append({
-                "id": ident,
-                "command": svc.command,
-                "cwd": str(app.cwd(name)),
-                "env": {k: v for k, v in env.items() if k != "PORT" and base.get(k) != v},
-            })
-    return {"state": str(app.root / ".lsq"), "starts": starts}
-
-
 def begin_first(plan: dict[str, Any]) -> int:
     """In the runtime a first `lsq up -d` forked, before it has loaded: take
     the lock and the guard, bind a control port and start the replicas of
-    `first_plan`. Returns how many it started."""
+    `lsq.runtime._env.first_plan`. Returns how many it started."""
     state = Path(plan["state"])
     state.mkdir(parents=True, exist_ok=True)
     _begin(state, plan["starts"], 0, secrets.token_urlsafe(24))
