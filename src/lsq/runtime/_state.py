@@ -55,6 +55,7 @@ class StateStore:
         self._events: list[tuple[float, str, str, str, str]] = []
         self._snapshots: dict[Any, dict[str, object]] = {}  # by instance id: the last one wins
         self._flush_due = False
+        self._closed = False
 
     def event(self, kind: str, message: str, *, service: str = "", instance: str = "") -> dict[str, object]:
         ts = time.time()
@@ -67,7 +68,7 @@ class StateStore:
         self._queued()
 
     def _queued(self) -> None:
-        if self._flush_due:
+        if self._flush_due or self._closed:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -82,8 +83,8 @@ class StateStore:
         self._flush_due = False
         events, self._events = self._events, []
         snapshots, self._snapshots = self._snapshots, {}
-        if not events and not snapshots:
-            return
+        if self._closed or not (events or snapshots):
+            return  # (what comes after `close`, during shut-down, is not kept)
         db = self._db
         db.execute("BEGIN")
         try:
@@ -119,4 +120,5 @@ class StateStore:
 
     def close(self) -> None:
         self.flush()
+        self._closed = True
         self._db.close()
