@@ -6,11 +6,18 @@ of YAML that no manifest test needed."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from yamlcheck import same_tree
 
 from lsq.errors import ManifestError
 from lsq.manifest import _yaml
+
+LSQ = str(Path(sys.executable).parent / "lsq")
 
 CASES = {
     "styles": "a: 'single'\nb: \"double \\t\"\nc: |\n  block\n  text\nd: >-\n  folded\n  text\ne: plain\n",
@@ -28,6 +35,19 @@ CASES = {
     "tags": "a: !!str 1\nb: !!int '2'\n",
     "long line": "a: " + "x" * 5000 + "\n",
     "indented sequence": "services:\n  web:\n    command:\n    - python\n    - -m\n    - http.server\n",
+}
+
+# What the C composer reads otherwise than the pure one: it never sees them.
+DIFFERENT = {
+    "tab after a colon": "a:\t1\n",
+    "tab in a value": "a: b\tc\n",
+    "yaml 1.1 directive": "%YAML 1.1\n---\na: no\n",
+    "line separator": "a: 1 # note\u2028b: 2\n",
+    "next line": "a: 1\x85b: 2\n",
+    "bom inside": "a: 1\n\ufeff<<: {b: 2}\n",
+    "empty tag": "a: !\n",
+    "comment after a block header": "a: |# c\n  x\n",
+    "document ends": "a: 1\n...\n...\n",
 }
 
 BROKEN = {
@@ -52,15 +72,6 @@ def test_an_empty_value_is_placed_after_its_key() -> None:
     tree = _yaml.parse("a:\nb: 1\n", "lsq.yaml")
     assert tree is not None and isinstance(tree.value, dict)
     assert (tree.value["a"].mark.line, tree.value["a"].mark.col) == (1, 3)
-
-
-def test_a_tab_inside_a_plain_value_is_text() -> None:
-    # YAML 1.2 allows it; the pure composer refuses it, the C one (used
-    # where installed) reads it.
-    pytest.importorskip("_ruamel_yaml", reason="ruamel.yaml.clib is not installed")
-    tree = _yaml.parse("a: b\tc\n", "lsq.yaml")
-    assert tree is not None and isinstance(tree.value, dict)
-    assert tree.value["a"].value == "b\tc"
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
@@ -88,3 +99,30 @@ def test_deep_flow_nesting_takes_the_pure_composer() -> None:
     text = "a: " + "[" * 20_000 + "]" * 20_000 + "\n"
     with pytest.raises(ManifestError, match="nested too deeply"):
         _yaml.parse(text, "lsq.yaml")
+
+
+@pytest.mark.parametrize("name", sorted(DIFFERENT))
+def test_what_the_c_composer_reads_otherwise_goes_to_the_pure_one(name: str) -> None:
+    text = DIFFERENT[name]
+    assert not _yaml._c_may_read(text)
+    try:
+        pure = _yaml.parse(text, "lsq.yaml", pure=True)
+    except ManifestError as exc:
+        with pytest.raises(ManifestError, match=re.escape(str(exc))):
+            _yaml.parse(text, "lsq.yaml")
+    else:
+        assert _yaml.parse(text, "lsq.yaml") == pure
+
+
+@pytest.mark.parametrize("text", [
+    "a:\n  " + "- " * 30_000 + "x\n",  # block nesting on one line
+    "? " * 40_000 + "x\n",
+    "a: " + "[" * 20_000 + "]" * 20_000 + "\n",
+])
+def test_deep_nesting_is_one_error_line_not_a_crash(tmp_path: Path, text: str) -> None:
+    # In a process of its own: a stack overflow in C would kill this one.
+    (tmp_path / "lsq.yaml").write_text("services:\n  a:\n    command: sleep 1\nx-" + text)
+    done = subprocess.run([LSQ, "validate"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, (done.returncode, done.stderr[-500:])
+    assert done.stderr.startswith("lsq: error: lsq.yaml:") and done.stderr.count("\n") == 1

@@ -60,3 +60,25 @@ def test_a_write_outside_a_loop_is_written_at_once(tmp_path: Path) -> None:
     store.event("runtime", "now")
     assert [r[5] for r in _rows(path, "events")] == ["now"]
     store.close()
+
+
+def test_writes_wait_while_another_program_holds_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore(path)
+    store._db.execute("PRAGMA busy_timeout=50")  # not the default 5 s
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
+
+    async def main() -> None:
+        store.event("state", "backoff: killed by SIGKILL", service="web", instance="web-0")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        other.execute("COMMIT")
+        store.event("state", "starting", service="web", instance="web-0")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert [r[5] for r in _rows(path, "events")] == ["backoff: killed by SIGKILL", "starting"]
+    store.close()
+    other.close()

@@ -223,6 +223,7 @@ class Prestarted:
     handover_fd: int  # write end: the early-start plan, the pickled app, then EOF
     report_fd: int  # read end: the start-up report (`StartupReport`)
     planned: bool = False  # the plan's frame was sent
+    state: Path | None = None  # the app's `.lsq`, once a plan was sent
 
 
 prestarted: Prestarted | None = None
@@ -275,11 +276,12 @@ def prestart() -> None:
         early = _preload(handover_r)
         payload = _read_all(handover_r)
         if not payload:
-            # No app came: the CLI is gone. What the plan started ends here,
-            # or at the guard, should this process be killed first.
+            # No app came: the CLI gave up. What the plan started ends here
+            # (or at the guard, should this process be killed first), and the
+            # lock is free once this process is gone.
             from lsq.runtime import _warm
 
-            _warm.discard()
+            _warm.give_up()
             code = 0
         else:
             import pickle
@@ -355,6 +357,7 @@ def offer_plan(app: AppConfig) -> None:
         return
     from lsq.runtime._env import first_plan
 
+    prestarted.state = app.root / ".lsq"
     try:
         _send_frame(json.dumps(first_plan(app)).encode())
     except OSError:  # it exited (EPIPE): `start_detached` forks another
@@ -441,11 +444,43 @@ def abandon_prestart() -> None:
 
     _close_quietly(ready.handover_fd)
     _close_quietly(ready.report_fd)
+    if ready.planned and ready.state is not None:
+        # It may have started replicas: the pipe's end tells it to end them,
+        # tell its guard all is well and let go of the lock, so that the
+        # next `lsq up` finds the app stopped, not running.
+        if _exited_within(ready.pid, _GIVE_UP_WAIT):
+            return
+        try:
+            os.kill(ready.pid, signal.SIGKILL)
+            os.waitpid(ready.pid, 0)
+        except OSError:
+            pass
+        _wait_for_guard(ready.state)  # which ends them instead
+        return
     try:
         os.kill(ready.pid, signal.SIGTERM)  # its default action: it starts nothing
         os.waitpid(ready.pid, 0)
     except OSError:  # gone already
         pass
+
+
+_GIVE_UP_WAIT = 5.0
+"""Seconds a prestarted runtime gets to end its early starts when the CLI gives up."""
+
+
+def _exited_within(pid: int, seconds: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if done:
+            return True
+        time.sleep(0.005)
+    return False
 
 
 def _close_quietly(fd: int) -> None:

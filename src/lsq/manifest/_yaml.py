@@ -12,17 +12,19 @@ The composer is ruamel's plain (`safe`) pipeline: the round-trip one also
 gathers comments, which we never read, and costs a quarter more. Where
 ruamel.yaml.clib is installed, its C scanner and parser compose the file
 (a 50-service manifest in 2.5 ms instead of 16 ms, on the way to the first
-service start); a file it does not take, or one with deep flow nesting (the
-C composer recurses on the machine's stack), goes through the pure Python
-pipeline, which reports the error. Both give the same tree but for two
-things (tests/manifest/test_yaml_parsers.py): the C one places an empty
-value right after its key rather than at the next token, and it reads a tab
-inside a plain value as text, as YAML 1.2 says, where the pure one refuses.
+service start). It only sees plain text, though: a file with what the two
+read differently (tabs, YAML 1.1 line breaks, directives, tags, see
+`_C_UNSAFE`), with long lines or many brackets (the C composer recurses on
+the machine's stack), or one it refuses goes through the pure Python
+pipeline, which reports any error. Both then give the same tree but for
+where an empty value is: right after its key in C, at the next token in
+Python (tests/manifest/test_yaml_parsers.py).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass, field, replace
 
@@ -82,16 +84,32 @@ class Node:
         return None
 
 
-# Flow collections ([ and {) that the C composer may nest: it recurses on the
-# machine's stack, which some 100,000 levels overflow.
+# The C composer recurses on the machine's stack, which some 30,000 levels of
+# nesting overflow (a crash, not an error). Flow collections nest by brackets,
+# block ones by indentation or by `- ` and `? ` on one line: with few brackets
+# and short lines, nesting stays in the low thousands.
 _C_MAX_BRACKETS = 5_000
+_C_MAX_LINE = 2_000
+# What the two composers read differently, so the C one never sees it: tabs,
+# the line breaks of YAML 1.1 (NEL, LS, PS), a byte-order mark after the start,
+# directives and document ends, tags, `#` right after a block scalar's header.
+_C_UNSAFE = re.compile(r"[\t\x85\u2028\u2029\ufeff]|^%|^\.\.\.|(?:^|[\s\[{,])!|[|>][-+0-9]*#", re.M)
+
+
+def _c_may_read(text: str) -> bool:
+    body = text[1:] if text.startswith("\ufeff") else text
+    return (
+        body.count("[") + body.count("{") <= _C_MAX_BRACKETS
+        and max(map(len, body.splitlines()), default=0) <= _C_MAX_LINE
+        and _C_UNSAFE.search(body) is None
+    )
 
 
 def compose(text: str, *, pure: bool = False) -> YamlNode | None:
     """ruamel's node graph of `text` (YAML 1.2): from the C composer where it
-    is installed and takes the text, else from the pure Python one, whose
-    errors are the ones reported."""
-    if not pure and text.count("[") + text.count("{") <= _C_MAX_BRACKETS:
+    is installed and the text is plain enough (`_c_may_read`), else from the
+    pure Python one, whose errors are the ones reported."""
+    if not pure and _c_may_read(text):
         try:
             return _compose(text, pure=False)
         except Exception:  # noqa: BLE001 - not installed, or not taken: the pure one says why

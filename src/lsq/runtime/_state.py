@@ -56,6 +56,7 @@ class StateStore:
         self._snapshots: dict[Any, dict[str, object]] = {}  # by instance id: the last one wins
         self._flush_due = False
         self._closed = False
+        self._failing = False  # the last flush failed (said once)
 
     def event(self, kind: str, message: str, *, service: str = "", instance: str = "") -> dict[str, object]:
         ts = time.time()
@@ -104,9 +105,19 @@ class StateStore:
                     "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (MAX_EVENTS,)
                 )
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        except sqlite3.Error as exc:
+            # Locked by another program past the busy timeout, or a full
+            # disk: keep the writes for the next flush (newer snapshots win),
+            # within MAX_EVENTS.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._events = (events + self._events)[-MAX_EVENTS:]
+            self._snapshots = {**snapshots, **self._snapshots}
+            if not self._failing:
+                self._failing = True
+                print(f"lsq: state.db: writes wait for the next try: {exc}", flush=True)
+            return
+        self._failing = False
 
     def events(self, *, since_id: int = 0, limit: int = 500) -> list[dict[str, object]]:
         self.flush()

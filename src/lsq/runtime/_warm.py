@@ -234,6 +234,25 @@ def discard() -> int:
     return len(left)
 
 
+def give_up() -> None:
+    """No runtime will adopt what `begin` took (the CLI gave up before the
+    hand-over): end the early starts, tell the guard all is well, let go of
+    the lock."""
+    global early
+    if early is None:
+        return
+    from concurrent.futures import wait
+
+    futures = [s.future for s in early.starts.values()]
+    discard()
+    wait(futures, timeout=5.0)  # a start still in its thread ends itself (`_Start.run`)
+    found, early = early, None
+    found.guard.close()
+    if found.control is not None:
+        found.control.close()
+    found.lock.release()
+
+
 def record(runtime: Runtime) -> None:
     """Write the plan for the next start from the manifest cache (see above)."""
     state = runtime.dir
