@@ -222,8 +222,8 @@ class Prestarted:
     pid: int
     handover_fd: int  # write end: the early-start plan, the pickled app, then EOF
     report_fd: int  # read end: the start-up report (`StartupReport`)
-    planned: bool = False  # the plan's frame was sent
-    state: Path | None = None  # the app's `.lsq`, once a plan was sent
+    planned: bool = False  # the plan's frame was sent (an empty one too)
+    state: Path | None = None  # the app's `.lsq`, once a plan was offered
 
 
 prestarted: Prestarted | None = None
@@ -398,10 +398,7 @@ def _hand_over(
         with open(prestarted.handover_fd, "wb", closefd=True) as pipe:
             pipe.write(payload)
     except (OSError, TypeError, ValueError, pickle.PicklingError):
-        planned = prestarted is not None and prestarted.planned
         abandon_prestart()  # it exited (EPIPE), or the app does not pickle
-        if planned:
-            _wait_for_guard(log.parent)
         return None
     ready, prestarted = prestarted, None
     return ready.pid, ready.report_fd
@@ -444,18 +441,19 @@ def abandon_prestart() -> None:
 
     _close_quietly(ready.handover_fd)
     _close_quietly(ready.report_fd)
-    if ready.planned and ready.state is not None:
-        # It may have started replicas: the pipe's end tells it to end them,
-        # tell its guard all is well and let go of the lock, so that the
-        # next `lsq up` finds the app stopped, not running.
-        if _exited_within(ready.pid, _GIVE_UP_WAIT):
-            return
-        try:
-            os.kill(ready.pid, signal.SIGKILL)
-            os.waitpid(ready.pid, 0)
-        except OSError:
-            pass
-        _wait_for_guard(ready.state)  # which ends them instead
+    if ready.state is not None:
+        # It was sent a plan and may have started replicas: the pipe's end
+        # tells it to end them, tell its guard all is well and let go of the
+        # lock. If it died (or does not finish), its guard ends them, holding
+        # the lock meanwhile. Either way the lock is free once this returns,
+        # so that the next runtime (or `lsq up`) finds the app stopped.
+        if not _exited_within(ready.pid, _GIVE_UP_WAIT):
+            try:
+                os.kill(ready.pid, signal.SIGKILL)
+                os.waitpid(ready.pid, 0)
+            except OSError:
+                pass
+        _wait_for_guard(ready.state)
         return
     try:
         os.kill(ready.pid, signal.SIGTERM)  # its default action: it starts nothing

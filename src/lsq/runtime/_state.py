@@ -87,8 +87,8 @@ class StateStore:
         if self._closed or not (events or snapshots):
             return  # (what comes after `close`, during shut-down, is not kept)
         db = self._db
-        db.execute("BEGIN")
         try:
+            db.execute("BEGIN")
             if events:
                 db.executemany(
                     "INSERT INTO events (ts, kind, service, instance, message) VALUES (?,?,?,?,?)",
@@ -99,8 +99,7 @@ class StateStore:
                     "INSERT OR REPLACE INTO instances (id, service, snapshot) VALUES (?,?,?)",
                     [(s["id"], s["service"], json.dumps(s)) for s in snapshots.values()],
                 )
-            before, self._writes = self._writes, self._writes + len(events)
-            if self._writes // 1000 != before // 1000:
+            if (self._writes + len(events)) // 1000 != self._writes // 1000:
                 db.execute(
                     "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (MAX_EVENTS,)
                 )
@@ -117,6 +116,7 @@ class StateStore:
                 self._failing = True
                 print(f"lsq: state.db: writes wait for the next try: {exc}", flush=True)
             return
+        self._writes += len(events)
         self._failing = False
 
     def events(self, *, since_id: int = 0, limit: int = 500) -> list[dict[str, object]]:
