@@ -192,6 +192,15 @@ def test_an_edited_source_is_not_shadowed_by_an_old_build(tmp_path: Path) -> Non
         assert "running the gateway from source" in run.stderr
         assert "compiled from other sources" in run.stderr
 
+    # The choice reaches a worker started with exec, not the services: they
+    # get their environment from the runtime's (a first start's early starts
+    # would no longer match the replicas' own environment).
+    code = ("import os; from lsq.gateway import _compiled; "
+            "print(os.environ.get('LSQ_GATEWAY_BUILD'), _compiled.worker_env()['LSQ_GATEWAY_BUILD'])")
+    seen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
+    assert seen.stdout.split() == ["None", "source"], seen.stderr
+
     # A build missing one module (its compile failed) is not used at all.
     root = tmp_path / "partial"
     gateway = fresh_copy(root)

@@ -410,3 +410,41 @@ def test_cli_validate_warns_of_a_missing_program_with_its_place(tmp_path: Path) 
     assert done.returncode == 0
     assert "lsq: warning: lsq.yaml:3:15: services.a.command: program " in done.stderr
     assert "(lsq up will mark a failed)" in done.stderr
+
+
+# Text no program can be given: found when the manifest is checked, not at the start.
+
+
+@pytest.mark.parametrize(
+    ("lines", "place", "escape"),
+    [
+        ('    command: "sleep 1"\n    env:\n      X: "a\\0b"\n', "5:10", "\\0"),
+        ('    command: "sleep \\ud800"\n', "3:14", "\\ud800"),
+        ('    command: [sleep, "\\0"]\n', "3:22", "\\0"),
+        ('    command: sleep 1\n    env:\n      "X\\udfff": "1"\n', "5:7", "\\udfff"),
+        ('    command: sleep 1\n    cwd: "a\\0"\n', "4:10", "\\0"),
+    ],
+)
+def test_a_nul_or_unpaired_surrogate_is_refused(
+    tmp_path: Path, lines: str, place: str, escape: str
+) -> None:
+    line = _cli(tmp_path, "services:\n  a:\n" + lines)
+    assert line.startswith(f"lsq: error: lsq.yaml:{place}: services.a.")
+    assert f"({escape})" in line and line.endswith(f"remove the {escape} escape")
+
+
+def test_an_undecodable_byte_from_the_environment_is_still_text(load_app: Load) -> None:
+    # os.environ holds a byte that is not UTF-8 as a surrogate; it goes back
+    # to the same byte when passed on, so it is not refused.
+    app = load_app("services:\n  a:\n    command: sleep 1\n    env:\n      X: ${V}\n",
+                   environ={"V": "caf\udce9"})
+    assert app.env["a"]["X"] == "caf\udce9"
+
+
+@pytest.mark.parametrize("version", ["1.3", "1.0", "1.10"])
+def test_an_unknown_yaml_version_is_one_error_line(tmp_path: Path, version: str) -> None:
+    line = _cli(tmp_path, f"# app\n%YAML {version}\n---\nservices:\n  a:\n    command: sleep 1\n")
+    assert line == (
+        f"lsq: error: lsq.yaml:2:1: expected %YAML 1.2 (or 1.1), found %YAML {version}; "
+        "write %YAML 1.2, or leave the line out"
+    )

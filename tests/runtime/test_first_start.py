@@ -165,6 +165,21 @@ def test_closed_standard_streams_and_inherited_descriptors(app: App) -> None:
     assert _get(app) == "hello|one"
 
 
+def test_a_caller_with_over_a_thousand_descriptors(app: App) -> None:
+    # The CLI's own pipes then get descriptors above 1023, which select()
+    # cannot watch; both a first start and one from the cache must work.
+    greeter_app(app)
+    script = f"ulimit -n 4096 && for fd in $(seq 3 1100); do eval \"exec $fd>/dev/null\"; done; exec {LSQ} up -d"
+    for _ in ("first", "from the cache"):
+        cli = subprocess.run(["bash", "-c", script], cwd=app.root, env=app.env,
+                             capture_output=True, text=True, timeout=60)
+        app.track_runtime()
+        assert cli.returncode == 0, cli.stderr[-800:]
+        assert "Traceback" not in cli.stderr
+        assert _get(app) == "hello|one"
+        assert app.lsq("down").returncode == 0
+
+
 def test_ctrl_c_during_the_load_leaves_no_process_and_no_state(app: App) -> None:
     _slow_app(app)
     cli = _cli(app)

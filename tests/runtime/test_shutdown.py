@@ -340,6 +340,45 @@ def test_a_killed_runtime_leaves_no_children_and_its_stale_state_is_taken_over(
     assert not any(alive(p) for p in children)
 
 
+def _lock_held(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_an_up_right_after_the_runtime_was_killed_waits_for_its_guard(app: App) -> None:
+    # The guard holds the app's lock while it ends what the dead runtime
+    # started (here for its whole grace period: the service ignores SIGTERM).
+    # `lsq up -d` meanwhile waits for it, instead of taking the dead runtime
+    # for a live one.
+    app.write("stubborn.py", IGNORE_TERM)
+    app.manifest(f"""
+        services:
+          stubborn:
+            command: {PY} stubborn.py
+    """)
+    assert app.lsq("up", "-d", "--timeout", "20").returncode == 0
+    runtime = app.track_runtime()
+    assert runtime is not None
+    old = [p for p in runtime.children() if "stubborn.py" in " ".join(p.cmdline())]
+    assert len(old) == 1
+    runtime.kill()
+    runtime.wait(5)
+    wait_for(lambda: _lock_held(app.state_dir() / "lock"), 2, "the guard to take the lock")
+
+    again = app.lsq("up", "-d", "--timeout", "20")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not alive(old[0])
+    assert app.track_runtime() is not None
+    assert app.service("stubborn")["state"] == "running"
+    assert app.lsq("down").returncode == 0
+
+
 def _guard_of(runtime: psutil.Process) -> psutil.Process | None:
     for child in runtime.children():
         if "lsq/runtime/_guard.py" in " ".join(child.cmdline()):

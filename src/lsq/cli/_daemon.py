@@ -312,8 +312,10 @@ def _preload(handover_fd: int) -> str:
     import select
 
     note: str | None = None
+    waiting = select.poll()  # not select: the descriptor may be above 1023
+    waiting.register(handover_fd, select.POLLIN)
     for name in PRELOAD:
-        if select.select([handover_fd], [], [], 0)[0]:
+        if waiting.poll(0):
             if note is not None:
                 return note  # the app is coming
             note = _take_plan(handover_fd)
@@ -404,31 +406,6 @@ def _hand_over(
     return ready.pid, ready.report_fd
 
 
-def _wait_for_guard(state: Path) -> None:
-    """A runtime that died after its early starts left its guard ending them,
-    which holds the app's lock meanwhile (lsq.runtime._guard): wait until it
-    lets go, so that the runtime forked next can take it."""
-    import fcntl
-    import time
-
-    from lsq.runtime._guard import GRACE
-
-    try:
-        fd = os.open(state / "lock", os.O_RDWR)
-    except OSError:
-        return
-    try:
-        deadline = time.monotonic() + GRACE + 1.0
-        while time.monotonic() < deadline:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                time.sleep(0.02)
-    finally:
-        os.close(fd)  # lets go of it too
-
-
 def abandon_prestart() -> None:
     """End the runtime `prestart` forked, if it was not handed an app, and
     wait for it: gone when this CLI exits, rather than when it next looks
@@ -453,7 +430,9 @@ def abandon_prestart() -> None:
                 os.waitpid(ready.pid, 0)
             except OSError:
                 pass
-        _wait_for_guard(ready.state)
+        from lsq.runtime._info import wait_for_guard
+
+        wait_for_guard(ready.state)
         return
     try:
         os.kill(ready.pid, signal.SIGTERM)  # its default action: it starts nothing

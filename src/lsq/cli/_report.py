@@ -61,10 +61,13 @@ def follow_startup(pipe: IO[bytes], timeout: float) -> dict[str, Any] | None:
 
     deadline = time.monotonic() + timeout
     fd = pipe.fileno()
+    # poll, not select: a caller may have left us 1024 descriptors or more.
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
     buffer = b""
     while True:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        if left <= 0 or not poller.poll(min(left, 1e6) * 1000):
             raise StartupFailed(
                 f"not up within {timeout:g}s; "
                 "inspect with `lsq ps`, stop with `lsq down`"

@@ -17,7 +17,9 @@ a module left over from an older build) or its import fails, and when the
 sources are there but cannot be checked (a `.pxd` is missing). The source is
 then put in place by a finder at the front of `sys.meta_path`, so that every
 later import of these modules gets the source. An install without the
-sources runs the build.
+sources runs the build. A worker started with exec is told so through its
+environment (`worker_env`); `os.environ` is left alone, as the services'
+environments are made from it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 from types import ModuleType
 
 ENV = "LSQ_GATEWAY_BUILD"
+from_source = False  # `select()` chose the source in this process
 # Compiled by setup.py, in this order (each cimports only those before it).
 COMPILED = ("_stats", "_policy", "_balance", "_proxy")
 PACKAGE = "lsq.gateway"
@@ -129,8 +132,15 @@ def select(folder: Path) -> None:
         sys.modules.pop(f"{PACKAGE}.{name}", None)
         if package is not None:
             package.__dict__.pop(name, None)
+    global from_source
+    from_source = True
     if reason != f"{ENV}=source":
         print(f"lsq: warning: running the gateway from source: {reason}", file=sys.stderr)
-        # The gateway's worker processes inherit this: one warning, not one each.
-        os.environ[ENV] = "source"
     sys.meta_path.insert(0, _SourceFinder(folder))
+
+
+def worker_env() -> dict[str, str] | None:
+    """The environment of a gateway worker started with exec: the source
+    again, with no second warning, if this process runs it. Not put in
+    `os.environ`, which every service's environment is made from."""
+    return {**os.environ, ENV: "source"} if from_source else None

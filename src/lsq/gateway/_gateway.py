@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lsq.errors import GatewayError
+from lsq.gateway import _compiled
 from lsq.gateway._outlier import EVENTS_KEPT
 from lsq.gateway._stats import merge, summarize
 from lsq.gateway._table import RoutingTable
@@ -376,6 +377,7 @@ class Gateway:
                 str(os.getpid()),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
+                env=_compiled.worker_env(),
             )
             theirs.close()
         # A stats reply carries a worker's hop spans (up to 5,000) on one line.

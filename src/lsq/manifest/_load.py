@@ -163,6 +163,8 @@ class _Loader:
                 )
             return [item.text for item in node.value]
         if isinstance(node.value, dict):
+            for key, child in node.value.items():
+                _check_text(key, child, (*path, key), key=True)
             return {
                 key: self.plain(child, (*path, key))
                 for key, child in node.value.items()
@@ -185,6 +187,7 @@ class _Loader:
             )
         else:
             return node.value
+        _check_text(text, node, path)
         if node.style == "'":  # single quotes: literal, never interpolated
             return text
         expansion = self.expand(text, node, path)
@@ -268,6 +271,33 @@ class _Loader:
         dotenv = parse_dotenv(text, self.display(file), lookup)
         self.warnings.extend(dotenv.warnings)
         return dotenv
+
+
+def _check_text(text: str, node: Node, path: Loc, *, key: bool = False) -> None:
+    """No program can be given a NUL or an unpaired surrogate (one that is
+    not an undecodable byte, as `os.environ` has them): say so here, not
+    as a failed start."""
+    bad = "\0" if "\0" in text else None
+    if bad is None:
+        try:
+            text.encode("utf-8", "surrogateescape")
+            return
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start]
+    escape = "\\0" if bad == "\0" else f"\\u{ord(bad):04x}"
+    what = "a NUL character" if bad == "\0" else "an unpaired surrogate"
+    where = node.key_mark if key and node.key_mark else node.mark
+    raise ManifestError(
+        f"{_printable(_dotted(path))}: expected text a program can be given, found {what} "
+        f"({escape}) in {'the key' if key else 'the value'}",
+        mark=where,
+        fix=f"remove the {escape} escape",
+    )
+
+
+def _printable(text: str) -> str:
+    """`text` with what cannot be printed as UTF-8 written as an escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _is_depends_list(node: Node, path: Loc) -> bool:

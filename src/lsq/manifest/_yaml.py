@@ -127,8 +127,13 @@ def _compose(text: str, *, pure: bool) -> YamlNode | None:
         return yaml.compose(text)
 
 
+# A `%YAML 1.x` directive; ruamel reads 1.1 and 1.2 and asserts on the rest.
+_VERSION_DIRECTIVE = re.compile(r"^\ufeff?%YAML[ \t]+1\.([0-9]+)(?=[ \t\r]|$)", re.M)
+
+
 def parse(text: str, file: str, *, override: bool = False, pure: bool = False) -> Node | None:
     """Parse one YAML document; None for an empty file."""
+    _check_version(text, file)
     try:
         root = compose(text, pure=pure)
     except MarkedYAMLError as exc:
@@ -146,6 +151,17 @@ def parse(text: str, file: str, *, override: bool = False, pure: bool = False) -
         return _Builder(file).build(root, ())
     except RecursionError:
         raise _too_deep(file) from None
+
+
+def _check_version(text: str, file: str) -> None:
+    # ruamel reads a `%` at the start of any line as a directive.
+    for found in _VERSION_DIRECTIVE.finditer(text):
+        if found.group(1) not in ("1", "2"):
+            raise ManifestError(
+                f"expected %YAML 1.2 (or 1.1), found %YAML 1.{found.group(1)}",
+                mark=Mark(file, text.count("\n", 0, found.start()) + 1, 1),
+                fix="write %YAML 1.2, or leave the line out",
+            )
 
 
 def _too_deep(file: str) -> ManifestError:

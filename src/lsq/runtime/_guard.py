@@ -79,6 +79,15 @@ def _swept(app_dir: str) -> set[int]:
     return found
 
 
+def _wait_gone(runtime: int) -> None:
+    """Our pipe may close a moment before the dying runtime's other
+    descriptors, its lock among them: the kernel gives us a new parent only
+    once they are all closed."""
+    deadline = time.monotonic() + 1.0
+    while os.getppid() == runtime and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 def _lock(app_dir: str) -> int | None:
     """The app's lock, if no runtime holds it; None otherwise."""
     try:
@@ -98,6 +107,7 @@ def main() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     args = sys.argv[1:]
     app_dir = args[1] if len(args) == 2 and args[0] == "--app-dir" else None
+    runtime = os.getppid()
     groups: set[int] = set()
     for line in sys.stdin.buffer:
         text = line.strip().decode("ascii", "replace")
@@ -109,6 +119,7 @@ def main() -> None:
             return
     # The runtime died. Held while sweeping and ending, the lock keeps a new
     # runtime of this app from starting services that the sweep would take.
+    _wait_gone(runtime)
     lock = _lock(app_dir) if app_dir else None
     if lock is not None:
         groups |= _swept(app_dir)  # type: ignore[arg-type]

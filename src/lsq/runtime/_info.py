@@ -36,7 +36,44 @@ def read_runtime_info(state_dir: Path) -> RuntimeInfo | None:
         return None
     if not _lock_held(state_dir):
         return None
+    if not _alive(info.pid):
+        # It died (SIGKILL, a crash): its guard holds the lock while it ends
+        # what the runtime started. Once it lets go, nothing runs.
+        wait_for_guard(state_dir)
+        return None
     return info
+
+
+def wait_for_guard(state_dir: Path) -> None:
+    """Wait until the guard of a runtime that died lets go of the app's lock
+    (`lsq.runtime._guard`: it holds it while it ends the runtime's
+    processes), so that a new runtime can take it."""
+    from lsq.runtime._guard import GRACE
+
+    try:
+        fd = os.open(state_dir / "lock", os.O_RDWR)
+    except OSError:
+        return
+    try:
+        deadline = time.monotonic() + GRACE + 1.0
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                time.sleep(0.02)
+    finally:
+        os.close(fd)  # lets go of it too
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def starting_runtime_info(state_dir: Path, timeout: float) -> RuntimeInfo | None:
