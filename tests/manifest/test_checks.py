@@ -423,6 +423,8 @@ def test_cli_validate_warns_of_a_missing_program_with_its_place(tmp_path: Path) 
         ('    command: [sleep, "\\0"]\n', "3:22", "\\0"),
         ('    command: sleep 1\n    env:\n      "X\\udfff": "1"\n', "5:7", "\\udfff"),
         ('    command: sleep 1\n    cwd: "a\\0"\n', "4:10", "\\0"),
+        ('    command: sleep 1\n    depends_on: ["b\\0"]\n', "4:18", "\\0"),
+        ('    command: sleep 1\n    env:\n      X: "\\ude00\\ud83d"\n', "5:10", "\\ude00"),
     ],
 )
 def test_a_nul_or_unpaired_surrogate_is_refused(
@@ -441,7 +443,24 @@ def test_an_undecodable_byte_from_the_environment_is_still_text(load_app: Load) 
     assert app.env["a"]["X"] == "caf\udce9"
 
 
-@pytest.mark.parametrize("version", ["1.3", "1.0", "1.10"])
+def test_a_nul_in_a_key_is_shown_escaped(tmp_path: Path) -> None:
+    line = _cli(tmp_path, 'services:\n  a:\n    command: sleep 1\n    env:\n      "A\\0B": x\n')
+    assert "\0" not in line
+    assert line.startswith("lsq: error: lsq.yaml:5:7: services.a.env.A\\x00B: ")
+
+
+def test_an_escaped_surrogate_pair_is_one_character(load_app: Load) -> None:
+    # As JSON writes an emoji; a JSON file is YAML 1.2.
+    app = load_app('{"services": {"a": {"command": "sleep 1", "env": {"X": "hi \\ud83d\\ude00"}}}}')
+    assert app.env["a"]["X"] == "hi \U0001F600"
+
+
+def test_extension_fields_are_not_checked(load_app: Load) -> None:
+    app = load_app('x-a: "\\0"\n"x-\\ud800": 1\nservices:\n  a:\n    command: sleep 1\n')
+    assert list(app.services) == ["a"]
+
+
+@pytest.mark.parametrize("version", ["1.3", "1.0", "1.10", "2.0"])
 def test_an_unknown_yaml_version_is_one_error_line(tmp_path: Path, version: str) -> None:
     line = _cli(tmp_path, f"# app\n%YAML {version}\n---\nservices:\n  a:\n    command: sleep 1\n")
     assert line == (

@@ -23,6 +23,8 @@ import psutil
 import pytest
 from polling import wait_for  # noqa: F401 (re-exported to the tests)
 
+from lsq.runtime._info import starting_runtime_info
+
 LSQ = str(Path(sys.executable).parent / "lsq")
 PY = sys.executable
 
@@ -208,6 +210,9 @@ class App:
         return proc
 
     def cleanup(self) -> None:
+        # A runtime still starting (its CLI failed the test early) writes its
+        # info soon: wait for it, so that it is stopped too.
+        starting_runtime_info(self.state_dir(), 5.0)
         if (self.state_dir() / "runtime.json").exists():
             try:
                 self.track_runtime()

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -227,6 +228,17 @@ def test_a_warm_start_starts_each_replica_once_before_the_runtime_loads(app: App
         assert _blocked(proc.pid) & ((1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1))) == 0
     assert app.lsq("down", "--timeout", "5").returncode == 0
     assert_all_gone([runtime, *procs], timeout=1)
+
+
+def test_a_warm_start_loads_neither_the_schema_nor_the_event_loop_first() -> None:
+    # A runtime forked from the cache runs `_warm.begin` before it loads the
+    # schema (pydantic) and asyncio, some 70 ms that would otherwise come
+    # before the first service starts: nothing it imports may pull them in.
+    code = ("import sys, lsq.cli._early, lsq.cli._daemon, lsq.runtime._warm; print(sorted("
+            "m for m in ('pydantic', 'lsq.manifest._schema', 'asyncio', 'ruamel.yaml') "
+            "if m in sys.modules))")
+    seen = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+    assert seen.stdout.strip() == "[]", seen.stdout + seen.stderr
 
 
 def test_an_early_start_that_no_longer_matches_is_replaced(app: App) -> None:

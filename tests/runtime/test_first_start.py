@@ -180,6 +180,23 @@ def test_a_caller_with_over_a_thousand_descriptors(app: App) -> None:
         assert app.lsq("down").returncode == 0
 
 
+def test_two_first_starts_at_once_one_wins_and_the_other_says_why(app: App) -> None:
+    greeter_app(app)
+    clis = [subprocess.Popen([LSQ, "up", "-d"], cwd=app.root, env=app.env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    app.pids.extend(psutil.Process(c.pid) for c in clis)
+    done = [(c.wait(timeout=60), *c.communicate()) for c in clis]
+    app.track_runtime()
+    codes = sorted(code for code, _, _ in done)
+    assert codes == [0, 1], done
+    _, out, err = next(d for d in done if d[0] == 1)
+    errors = [line for line in err.splitlines() if line.startswith("lsq: error:")]
+    assert len(errors) == 1 and "already running" in errors[0], err
+    # Only its own runtime's words: the winner's log lines are not quoted.
+    assert "services are up" not in err + out and "(ingress)" not in err + out, err
+    assert _get(app) == "hello|one"
+
+
 def test_ctrl_c_during_the_load_leaves_no_process_and_no_state(app: App) -> None:
     _slow_app(app)
     cli = _cli(app)

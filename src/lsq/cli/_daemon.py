@@ -192,6 +192,8 @@ def start_detached(
 # -- a runtime forked before the manifest is loaded ------------------------------------
 
 PRELOAD = (
+    "lsq.runtime._warm",  # what starts the plan's replicas, ready when it comes
+    "ctypes",  # to become the services' subreaper, as the plan's replicas start
     "pydantic",
     "lsq.manifest._schema",
     "lsq.manifest._config",
@@ -199,7 +201,6 @@ PRELOAD = (
     "uvloop",
     "lsq.runtime",
     "lsq.runtime._runtime",
-    "ctypes",  # to become the services' subreaper
     "lsq.control",
     "lsq.control._server",
     "lsq.gateway._gateway",
@@ -208,8 +209,8 @@ PRELOAD = (
     "lsq.deploy",
 )
 """What a runtime imports before its first service starts, beyond what the CLI
-has loaded by the time it forks one: the schema (to unpickle the app), the
-event loop, the runtime, the control API, the gateway, and the dashboard,
+has loaded by the time it forks one: the early starts, the schema (to
+unpickle the app), the event loop, the runtime, the control API, the gateway, and the dashboard,
 fault and release APIs it serves. Not psutil (nothing needs it before the
 services are up) nor the gateway worker's module (the worker imports it
 after its fork, on the other core, and the runtime never needs it)."""

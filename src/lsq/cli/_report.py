@@ -100,8 +100,11 @@ def tail(path: Path, since: int = 0, lines: int = 3) -> str:
         return "no output"
     if not text:
         return f"no output (log: {path})"
+    # A runtime that failed says why in one error line: that line alone, as
+    # the lines before it may be another runtime's (two starts at once).
+    errors = [t for t in text if t.startswith("lsq: error:")]
     notes = [t for t in text if t.startswith(("lsq", "  lsq")) or "| " in t]
-    return " | ".join((notes or text)[-lines:]) + f" (full log: {path})"
+    return " | ".join(errors[-1:] or (notes or text)[-lines:]) + f" (full log: {path})"
 
 
 

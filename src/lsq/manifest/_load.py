@@ -158,13 +158,15 @@ class _Loader:
             self.origins[_dotted(path)] = Origin("manifest", where)
         if _is_depends_list(node, path):
             for item in node.value:  # keyed by name, as the schema turns it
+                _check_text(item.text, item, path)
                 self.origins[f"{_dotted(path)}.{item.text}"] = Origin(
                     "manifest", item.mark
                 )
             return [item.text for item in node.value]
         if isinstance(node.value, dict):
             for key, child in node.value.items():
-                _check_text(key, child, (*path, key), key=True)
+                if path or not key.startswith("x-"):  # extensions are not read
+                    _check_text(key, child, (*path, key), key=True)
             return {
                 key: self.plain(child, (*path, key))
                 for key, child in node.value.items()
@@ -296,8 +298,8 @@ def _check_text(text: str, node: Node, path: Loc, *, key: bool = False) -> None:
 
 
 def _printable(text: str) -> str:
-    """`text` with what cannot be printed as UTF-8 written as an escape."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """`text` with what a terminal would not show (a NUL, a surrogate) escaped."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _is_depends_list(node: Node, path: Loc) -> bool:

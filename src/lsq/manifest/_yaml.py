@@ -127,8 +127,8 @@ def _compose(text: str, *, pure: bool) -> YamlNode | None:
         return yaml.compose(text)
 
 
-# A `%YAML 1.x` directive; ruamel reads 1.1 and 1.2 and asserts on the rest.
-_VERSION_DIRECTIVE = re.compile(r"^\ufeff?%YAML[ \t]+1\.([0-9]+)(?=[ \t\r]|$)", re.M)
+# A `%YAML` directive; ruamel reads 1.1 and 1.2 (it asserts on other 1.x).
+_VERSION_DIRECTIVE = re.compile(r"^\ufeff?%YAML[ \t]+([0-9]+\.[0-9]+)(?=[ \t\r]|$)", re.M)
 
 
 def parse(text: str, file: str, *, override: bool = False, pure: bool = False) -> Node | None:
@@ -156,12 +156,24 @@ def parse(text: str, file: str, *, override: bool = False, pure: bool = False) -
 def _check_version(text: str, file: str) -> None:
     # ruamel reads a `%` at the start of any line as a directive.
     for found in _VERSION_DIRECTIVE.finditer(text):
-        if found.group(1) not in ("1", "2"):
+        if found.group(1) not in ("1.1", "1.2"):
             raise ManifestError(
-                f"expected %YAML 1.2 (or 1.1), found %YAML 1.{found.group(1)}",
+                f"expected %YAML 1.2 (or 1.1), found %YAML {found.group(1)}",
                 mark=Mark(file, text.count("\n", 0, found.start()) + 1, 1),
                 fix="write %YAML 1.2, or leave the line out",
             )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _paired(text: str) -> str:
+    """Two escapes of a surrogate pair as one character: JSON writes an emoji
+    as `"\\ud83d\\ude00"`, and YAML 1.2 reads JSON, but ruamel gives each
+    escape its own surrogate. One left unpaired stays (and is refused later)."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _too_deep(file: str) -> ManifestError:
@@ -252,7 +264,7 @@ class _Builder:
                 mark=self.mark(node),
                 fix="remove the tag; LSQ reads plain strings, numbers and booleans",
             )
-        text = str(node.value)
+        text = _paired(str(node.value))
         return Node(
             self.mark(node),
             _typed(node.tag, text),
@@ -287,7 +299,7 @@ class _Builder:
                 mark=self.mark(node),
                 fix="write keys as plain names",
             )
-        return str(node.value)
+        return _paired(str(node.value))
 
     def duplicate(
         self, node: YamlNode, key: str, path: tuple[str, ...], first: Mark | None

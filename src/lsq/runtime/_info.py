@@ -67,13 +67,20 @@ def wait_for_guard(state_dir: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Running: not gone, and not a zombie its new parent has yet to collect
+    (which can take seconds; it holds nothing, the lock included)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)  # no /proc: ask the kernel
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # someone else's process
+            return True
         return True
-    return True
+    return state not in (b"Z", b"X")
 
 
 def starting_runtime_info(state_dir: Path, timeout: float) -> RuntimeInfo | None:
