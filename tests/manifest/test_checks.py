@@ -467,3 +467,35 @@ def test_an_unknown_yaml_version_is_one_error_line(tmp_path: Path, version: str)
         f"lsq: error: lsq.yaml:2:1: expected %YAML 1.2 (or 1.1), found %YAML {version}; "
         "write %YAML 1.2, or leave the line out"
     )
+
+
+# A file that is not UTF-8 text, or holds a character YAML does not allow.
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"services:\n  a:\n    command: sleep 1 caf\xe9\n",
+         "lsq.yaml:3:25: expected UTF-8 text, found the byte 0xe9; save the file as UTF-8"),
+        ("services:\n  a:\n    command: sleep 1\n".encode("utf-16"),
+         "lsq.yaml:1:1: expected UTF-8 text, found UTF-16 (its byte-order mark); "
+         "save the file as UTF-8"),
+        (b"services:\n  a:\n    command: \"sl\xc3\xa9ep \x01 1\"\n",
+         "lsq.yaml:3:21: expected printable text, found the character U+0001; "
+         "remove it, or write \\x01 inside double quotes"),
+        (b"services:\n  a:\n    command: sleep\x00 1\n",
+         "lsq.yaml:3:19: expected printable text, found the character U+0000; remove it"),
+    ],
+)
+def test_a_file_that_is_not_text_gets_a_place(tmp_path: Path, data: bytes, expected: str) -> None:
+    (tmp_path / "lsq.yaml").write_bytes(data)
+    done = subprocess.run([LSQ, "validate"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == f"lsq: error: {expected}\n"
+
+
+def test_an_env_file_that_is_not_utf8_gets_a_place(load_app: Load, tmp_path: Path) -> None:
+    (tmp_path / "e.env").write_bytes(b"A=1\nB=caf\xe9\n")
+    message = _error(load_app, "services:\n  a:\n    command: sleep 1\n    env_file: e.env\n")
+    assert message.startswith("e.env:2:6: expected UTF-8 text, found the byte 0xe9")

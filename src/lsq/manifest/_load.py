@@ -135,7 +135,9 @@ class _Loader:
             raise ManifestError(
                 f"{name}: file not found", fix="check the path"
             ) from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise not_utf8(name, exc) from exc
+        except OSError as exc:
             raise ManifestError(
                 f"{name}: cannot read: {exc}", fix="check the file"
             ) from exc
@@ -261,7 +263,9 @@ class _Loader:
                 mark=node.mark if node else None,
                 fix="create the file or remove it from env_file",
             ) from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise not_utf8(self.display(file), exc) from exc
+        except OSError as exc:
             raise ManifestError(
                 f"env_file {entry!r}: cannot read: {exc}",
                 mark=node.mark if node else None,
@@ -273,6 +277,22 @@ class _Loader:
         dotenv = parse_dotenv(text, self.display(file), lookup)
         self.warnings.extend(dotenv.warnings)
         return dotenv
+
+
+def not_utf8(name: str, exc: UnicodeDecodeError) -> ManifestError:
+    """Where a file stops being UTF-8, as a place in it."""
+    data = bytes(exc.object)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return ManifestError(
+            "expected UTF-8 text, found UTF-16 (its byte-order mark)",
+            mark=Mark(name, 1, 1), fix="save the file as UTF-8",
+        )
+    line = data.count(b"\n", 0, exc.start) + 1
+    col = len(data[data.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8", "replace")) + 1
+    return ManifestError(
+        f"expected UTF-8 text, found the byte 0x{data[exc.start]:02x}",
+        mark=Mark(name, line, col), fix="save the file as UTF-8",
+    )
 
 
 def _check_text(text: str, node: Node, path: Loc, *, key: bool = False) -> None:

@@ -32,6 +32,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.nodes import Node as YamlNode
+from ruamel.yaml.reader import ReaderError
 
 from lsq.errors import ManifestError, Mark
 
@@ -138,6 +139,15 @@ def parse(text: str, file: str, *, override: bool = False, pure: bool = False) -
         root = compose(text, pure=pure)
     except MarkedYAMLError as exc:
         raise _syntax_error(exc, file, override=override) from exc
+    except ReaderError as exc:  # a character YAML does not allow, unescaped
+        code = ord(text[exc.position])
+        escape = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+        raise ManifestError(
+            f"expected printable text, found the character U+{code:04X}",
+            mark=Mark(file, text.count("\n", 0, exc.position) + 1,
+                      exc.position - text.rfind("\n", 0, exc.position)),
+            fix="remove it" if code == 0 else f"remove it, or write {escape} inside double quotes",
+        ) from exc
     except YAMLError as exc:
         message = " ".join(str(exc).split())
         raise ManifestError(
