@@ -319,6 +319,20 @@ BAD = {
         "lsq.yaml:1:1",
         ["top level: unknown key 'servics'", "did you mean 'services'?"],
     ),
+    "health key one level too far out": (
+        "services:\n  web:\n    command: run\n    health: {http: /}\n    interval: 2s\n",
+        {},
+        (),
+        "lsq.yaml:5:5",
+        ["services.web: unknown key 'interval'", "interval belongs under health:; indent it there"],
+    ),
+    "service key at the top level": (
+        "services:\n  web: {command: run}\nreplicas: 2\n",
+        {},
+        (),
+        "lsq.yaml:3:1",
+        ["top level: unknown key 'replicas'", "belongs under a service in services:"],
+    ),
     "wrong type": (
         "services:\n  web:\n    command: run\n    port: abc\n",
         {},

@@ -497,7 +497,10 @@ def _unknown_key(error: ErrorDetails, tree: Node) -> ManifestError:
     model = _model_at(parent)
     known = list(model.model_fields) if model else []
     close = difflib.get_close_matches(key, known, n=1)
-    if close:
+    nested = next((where for where, inner in _NESTED.get(model, ()) if key in inner.model_fields), None)
+    if nested:  # the right key one level too far out: an indentation slip
+        fix = f"{key} belongs under {nested}; indent it there"
+    elif close:
         fix = f"did you mean '{close[0]}'?"
     else:
         fix = f"known keys: {', '.join(known)}" if known else "remove it"
@@ -508,6 +511,13 @@ def _unknown_key(error: ErrorDetails, tree: Node) -> ManifestError:
         mark=node.place if node else None,
         fix=fix,
     )
+
+
+# Sections whose keys are often written one level too far out.
+_NESTED: dict[type[BaseModel] | None, tuple[tuple[str, type[BaseModel]], ...]] = {
+    Service: (("health:", Health), ("restart:", Restart)),
+    Manifest: (("gateway:", Gateway), ("a service in services:", Service)),
+}
 
 
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:

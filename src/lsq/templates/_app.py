@@ -30,7 +30,7 @@ _MANIFEST_TEXT = """\
 #   api:
 #     command: .venv/bin/python -m app   # run by /bin/sh -c in cwd
 #     cwd: api                           # relative to this file
-#     health: {{http: /health/ready}}      # healthy when this answers 2xx
+#     health: {{http: /health/ready}}      # healthy when this answers 2xx or 3xx
 #     data: sqlite                       # LSQ gives DATABASE_URL
 #     depends_on: [db]                   # started after db is healthy
 name: {name}
