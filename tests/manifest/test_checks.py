@@ -432,7 +432,7 @@ def test_a_nul_or_unpaired_surrogate_is_refused(
 ) -> None:
     line = _cli(tmp_path, "services:\n  a:\n" + lines)
     assert line.startswith(f"lsq: error: lsq.yaml:{place}: services.a.")
-    assert f"({escape})" in line and line.endswith(f"remove the {escape} escape")
+    assert f"({escape})" in line and line.endswith(f"remove the {escape} (however it is written)")
 
 
 def test_an_undecodable_byte_from_the_environment_is_still_text(load_app: Load) -> None:
@@ -485,6 +485,11 @@ def test_an_unknown_yaml_version_is_one_error_line(tmp_path: Path, version: str)
          "remove it, or write \\x01 inside double quotes"),
         (b"services:\n  a:\n    command: sleep\x00 1\n",
          "lsq.yaml:3:19: expected printable text, found the character U+0000; remove it"),
+        (b"\xef\xbb\xbfname: caf\xe9\nservices:\n  a:\n    command: sleep 1\n",
+         "lsq.yaml:1:10: expected UTF-8 text, found the byte 0xe9; save the file as UTF-8"),
+        (b"\xef\xbb\xbfname: \"x\x01\"\nservices:\n  a:\n    command: sleep 1\n",
+         "lsq.yaml:1:9: expected printable text, found the character U+0001; "
+         "remove it, or write \\x01 inside double quotes"),
     ],
 )
 def test_a_file_that_is_not_text_gets_a_place(tmp_path: Path, data: bytes, expected: str) -> None:
@@ -499,3 +504,9 @@ def test_an_env_file_that_is_not_utf8_gets_a_place(load_app: Load, tmp_path: Pat
     (tmp_path / "e.env").write_bytes(b"A=1\nB=caf\xe9\n")
     message = _error(load_app, "services:\n  a:\n    command: sleep 1\n    env_file: e.env\n")
     assert message.startswith("e.env:2:6: expected UTF-8 text, found the byte 0xe9")
+
+
+def test_an_env_file_may_start_with_a_byte_order_mark(load_app: Load, tmp_path: Path) -> None:
+    (tmp_path / "e.env").write_bytes(b"\xef\xbb\xbfA=1\n")
+    app = load_app("services:\n  a:\n    command: sleep 1\n    env_file: e.env\n")
+    assert app.env["a"] == {"A": "1"}

@@ -192,6 +192,7 @@ def test_two_first_starts_at_once_one_wins_and_the_other_says_why(app: App) -> N
     _, out, err = next(d for d in done if d[0] == 1)
     errors = [line for line in err.splitlines() if line.startswith("lsq: error:")]
     assert len(errors) == 1 and "already running" in errors[0], err
+    assert errors[0].count("lsq: error:") == 1, errors[0]
     # Only its own runtime's words: the winner's log lines are not quoted.
     assert "services are up" not in err + out and "(ingress)" not in err + out, err
     assert _get(app) == "hello|one"

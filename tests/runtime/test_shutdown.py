@@ -557,3 +557,61 @@ def test_the_guard_sweeps_services_it_was_not_told_of(tmp_path: Path, lock_held:
         for proc in (service, other):
             proc.kill()
             proc.wait()
+
+
+def test_a_guard_ending_a_runtime_that_left_no_info_is_waited_for(tmp_path: Path) -> None:
+    # The runtime died before it wrote runtime.json: only the guard's
+    # `sweeping` file tells its lock from a runtime starting up. Whoever asks
+    # whether the app runs (`lsq up`, `ps`, `down`) waits for the guard.
+    from lsq.runtime._guard import SWEEPING
+    from lsq.runtime._info import read_runtime_info
+    from lsq.runtime._lock import GuardProcess
+
+    state = tmp_path / ".lsq"
+    state.mkdir()
+    (state / "lock").touch()
+    env = dict(os.environ, LSQ_APP_DIR=str(tmp_path), LSQ_INSTANCE="web-0")
+    stubborn = subprocess.Popen([PY, "-c", IGNORE_TERM], env=env, start_new_session=True,
+                                stdout=subprocess.PIPE)
+    try:
+        assert stubborn.stdout is not None and stubborn.stdout.readline()  # SIGTERM ignored
+        guard = GuardProcess(app_dir=tmp_path)
+        guard._pipe.close()  # as when the runtime is killed
+        wait_for(lambda: (state / SWEEPING).exists(), 5, "the guard to start sweeping")
+        assert read_runtime_info(state) is None
+        assert stubborn.poll() == -signal.SIGKILL  # the guard was done
+        guard._proc.wait(timeout=5)
+        assert not (state / SWEEPING).exists()
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+        stubborn.stdout.close()  # type: ignore[union-attr]
+
+
+def test_a_stopped_runtime_is_named_as_such_at_once(app: App) -> None:
+    # Its socket still takes connections: a request would wait out the
+    # timeout, and be carried out whenever the runtime is resumed.
+    app.write("server.py", SERVER)
+    app.manifest(f"""
+        services:
+          web:
+            command: {PY} server.py
+            health: {{tcp: true}}
+    """)
+    assert app.lsq("up", "-d", "--timeout", "20").returncode == 0
+    runtime = app.track_runtime()
+    assert runtime is not None
+    runtime.suspend()
+    try:
+        for command in ("ps", "down"):
+            started = time.monotonic()
+            done = app.lsq(command)
+            assert done.returncode == 1, done
+            assert "is stopped (SIGSTOP or Ctrl-Z)" in done.stderr
+            assert f"kill -CONT {runtime.pid}" in done.stderr
+            assert time.monotonic() - started < 10
+    finally:
+        runtime.resume()
+    time.sleep(0.5)  # nothing was queued: the app still runs
+    assert app.service("web")["state"] == "running"
+    assert app.lsq("down").returncode == 0

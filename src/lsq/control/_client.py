@@ -35,6 +35,8 @@ class ControlClient:
         return self._call("POST", path, json.dumps(body or {}).encode())
 
     def _call(self, method: str, path: str, body: bytes | None) -> object:
+        if _stopped(self.info.pid):  # it would take the request, and act on it once resumed
+            raise self._stopped_error()
         conn = http.client.HTTPConnection("127.0.0.1", self.info.port, timeout=self._timeout)
         headers = {"Authorization": f"Bearer {self._token}", "Host": f"127.0.0.1:{self.info.port}"}
         if body is not None:
@@ -44,6 +46,8 @@ class ControlClient:
             resp = conn.getresponse()
             raw = resp.read()
         except (OSError, http.client.HTTPException) as exc:
+            if _stopped(self.info.pid):
+                raise self._stopped_error() from exc
             raise RuntimeNotRunning(f"the runtime (pid {self.info.pid}) does not answer: {exc}") from exc
         finally:
             conn.close()
@@ -59,3 +63,19 @@ class ControlClient:
 
     def close(self) -> None:
         """Nothing to close: each call uses its own connection."""
+
+    def _stopped_error(self) -> RuntimeNotRunning:
+        pid = self.info.pid
+        return RuntimeNotRunning(
+            f"the runtime (pid {pid}) is stopped (SIGSTOP or Ctrl-Z), so it cannot answer; "
+            f"resume it with `kill -CONT {pid}`"
+        )
+
+
+def _stopped(pid: int) -> bool:
+    """The process is stopped by a signal (state T in /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"T"
+    except (OSError, IndexError):
+        return False

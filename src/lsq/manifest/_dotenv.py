@@ -60,7 +60,7 @@ def parse_dotenv(text: str, file: str, lookup: Lookup) -> Dotenv:
 
 class _Parser:
     def __init__(self, text: str, file: str, lookup: Lookup) -> None:
-        self.text = text.replace("\r\n", "\n")
+        self.text = text.removeprefix("\ufeff").replace("\r\n", "\n")
         self.file = file
         self.outer = lookup
         self.starts = [0] + [i + 1 for i, c in enumerate(self.text) if c == "\n"]
@@ -80,6 +80,12 @@ class _Parser:
         return len(self.text) if end < 0 else end
 
     def parse(self) -> Dotenv:
+        nul = self.text.find("\0")
+        if nul >= 0:  # no program can be given it (no escape here makes one)
+            raise ManifestError(
+                "expected text a program can be given, found a NUL character",
+                mark=self.mark(nul), fix="remove it",
+            )
         pos = 0
         while pos < len(self.text):
             end = self.line_end(pos)

@@ -288,7 +288,8 @@ def not_utf8(name: str, exc: UnicodeDecodeError) -> ManifestError:
             mark=Mark(name, 1, 1), fix="save the file as UTF-8",
         )
     line = data.count(b"\n", 0, exc.start) + 1
-    col = len(data[data.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8", "replace")) + 1
+    before = data[data.rfind(b"\n", 0, exc.start) + 1 : exc.start]
+    col = len(before.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")) + 1
     return ManifestError(
         f"expected UTF-8 text, found the byte 0x{data[exc.start]:02x}",
         mark=Mark(name, line, col), fix="save the file as UTF-8",
@@ -313,7 +314,7 @@ def _check_text(text: str, node: Node, path: Loc, *, key: bool = False) -> None:
         f"{_printable(_dotted(path))}: expected text a program can be given, found {what} "
         f"({escape}) in {'the key' if key else 'the value'}",
         mark=where,
-        fix=f"remove the {escape} escape",
+        fix=f"remove the {escape} (however it is written)",
     )
 
 
@@ -462,6 +463,11 @@ def _translate(errors: list[ErrorDetails], tree: Node) -> ManifestError:
     empty = node.value is None and node.style is None
     if empty and len(path) == 2 and path[0] == "services":
         fix = f"indent its keys under {path[1]}:, such as command: or external:"
+    elif len(path) == 2 and path[0] == "services" and first["type"] in (
+        "model_type", "model_attributes_type", "dict_type"
+    ):
+        fix = (f"each entry under services: is a service, a mapping; if {path[1]}: is a "
+               "setting, indent it under a service")
     mark = node.place if isinstance(node.value, dict | list) or empty else node.mark
     return ManifestError(f"{_dotted(path)}: {problem}", mark=mark, fix=fix)
 
@@ -497,11 +503,15 @@ def _unknown_key(error: ErrorDetails, tree: Node) -> ManifestError:
     model = _model_at(parent)
     known = list(model.model_fields) if model else []
     close = difflib.get_close_matches(key, known, n=1)
-    nested = next((where for where, inner in _NESTED.get(model, ()) if key in inner.model_fields), None)
-    if nested:  # the right key one level too far out: an indentation slip
-        fix = f"{key} belongs under {nested}; indent it there"
+    # The key of a section beside it first, then a typo of one of its own,
+    # then a typo of a key of a section beside it.
+    nested = _nested_hint(key, parent, tree, model, fuzzy=False)
+    if nested:
+        fix = nested
     elif close:
         fix = f"did you mean '{close[0]}'?"
+    elif nested := _nested_hint(key, parent, tree, model, fuzzy=True):
+        fix = nested
     else:
         fix = f"known keys: {', '.join(known)}" if known else "remove it"
         if not parent:
@@ -513,11 +523,41 @@ def _unknown_key(error: ErrorDetails, tree: Node) -> ManifestError:
     )
 
 
-# Sections whose keys are often written one level too far out.
-_NESTED: dict[type[BaseModel] | None, tuple[tuple[str, type[BaseModel]], ...]] = {
-    Service: (("health:", Health), ("restart:", Restart)),
-    Manifest: (("gateway:", Gateway), ("a service in services:", Service)),
+# Sections whose keys are often written one level too far out: (the key of
+# the section, or None for any service, the model of its keys).
+_NESTED: dict[type[BaseModel] | None, tuple[tuple[str | None, type[BaseModel]], ...]] = {
+    Service: (("health", Health), ("restart", Restart), ("gateway", Gateway)),
+    Manifest: (("gateway", Gateway), (None, Service)),
 }
+
+
+def _nested_hint(key: str, parent: Sequence[str | int], tree: Node,
+                 model: type[BaseModel] | None, *, fuzzy: bool) -> str | None:
+    """Where `key` belongs when it is a key (with `fuzzy`, a typo of one) of
+    a section next to where it was written; None otherwise."""
+    for section, inner in _NESTED.get(model, ()):
+        fields = list(inner.model_fields)
+        exact = key in fields
+        close = difflib.get_close_matches(key, fields, n=1) if fuzzy else []
+        if not (exact or close):
+            continue
+        if section is None:
+            where = "a service in services:"
+        elif section == "gateway" and model is Service:
+            return f"did you mean '{close[0]}' (of the top-level gateway:)?" if close else (
+                f"{key} is a setting of the top-level gateway:; move it there")
+        elif parent and parent[-1] == section:
+            continue  # a service named like the section: not a slip
+        else:
+            where = f"{section}:"
+            here = _find(tree, (*parent, section))
+            if here is not None and not isinstance(here.value, dict):
+                return (f"{close[0] if close else key} belongs under {where}, written "
+                        f"as one value here: make {section}: a mapping with {key} in it")
+        if close:
+            return f"did you mean '{close[0]}' (under {where})?"
+        return f"{key} belongs under {where}; indent it there"
+    return None
 
 
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:

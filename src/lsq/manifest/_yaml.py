@@ -145,7 +145,8 @@ def parse(text: str, file: str, *, override: bool = False, pure: bool = False) -
         raise ManifestError(
             f"expected printable text, found the character U+{code:04X}",
             mark=Mark(file, text.count("\n", 0, exc.position) + 1,
-                      exc.position - text.rfind("\n", 0, exc.position)),
+                      exc.position - text.rfind("\n", 0, exc.position)
+                      - (text.startswith("\ufeff") and "\n" not in text[: exc.position])),
             fix="remove it" if code == 0 else f"remove it, or write {escape} inside double quotes",
         ) from exc
     except YAMLError as exc:

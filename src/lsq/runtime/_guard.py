@@ -28,6 +28,7 @@ import sys
 import time
 
 GRACE = 3.0
+SWEEPING = "sweeping"  # in .lsq/: this guard's pid while it ends a dead runtime's services
 SECOND_LOOK = 0.5  # seconds after the first sweep, at the least, for a second one
 
 
@@ -121,9 +122,23 @@ def main() -> None:
     # runtime of this app from starting services that the sweep would take.
     _wait_gone(runtime)
     lock = _lock(app_dir) if app_dir else None
-    if lock is not None:
-        groups |= _swept(app_dir)  # type: ignore[arg-type]
-    _end_all(groups, app_dir if lock is not None else None)
+    if lock is None:
+        _end_all(groups)
+        return
+    # Said in a file too: a runtime that died before it wrote runtime.json
+    # leaves nothing else that tells this from a runtime starting up.
+    sweeping = os.path.join(app_dir, ".lsq", SWEEPING)  # type: ignore[arg-type]
+    try:
+        with open(sweeping, "w") as file:
+            file.write(str(os.getpid()))
+    except OSError:
+        pass
+    groups |= _swept(app_dir)  # type: ignore[arg-type]
+    _end_all(groups, app_dir)
+    try:
+        os.unlink(sweeping)  # before the lock goes with this process
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ def state_dir_for(app: AppConfig) -> Path:
 
 def read_runtime_info(state_dir: Path) -> RuntimeInfo | None:
     """The live runtime's info, or None if none runs (a stale file is ignored)."""
+    _wait_for_sweep(state_dir)
     try:
         data = json.loads((state_dir / "runtime.json").read_text())
         info = RuntimeInfo(**{k: data[k] for k in ("pid", "port", "started", "app", "manifest")})
@@ -42,6 +43,19 @@ def read_runtime_info(state_dir: Path) -> RuntimeInfo | None:
         wait_for_guard(state_dir)
         return None
     return info
+
+
+def _wait_for_sweep(state_dir: Path) -> None:
+    """A dead runtime's guard ending its services says so in `.lsq/sweeping`
+    (its pid): wait until it is done."""
+    try:
+        from lsq.runtime._guard import SWEEPING
+
+        pid = int((state_dir / SWEEPING).read_text())
+    except (OSError, ValueError):
+        return
+    if _alive(pid) and _lock_held(state_dir):
+        wait_for_guard(state_dir)
 
 
 def wait_for_guard(state_dir: Path) -> None:
