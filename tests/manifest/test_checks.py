@@ -485,6 +485,11 @@ def test_an_unknown_yaml_version_is_one_error_line(tmp_path: Path, version: str)
          "remove it, or write \\x01 inside double quotes"),
         (b"services:\n  a:\n    command: sleep\x00 1\n",
          "lsq.yaml:3:19: expected printable text, found the character U+0000; remove it"),
+        (b"services:\r  a:\r    command: x\r    env:\r      A: caf\xe9\r",  # CR line ends
+         "lsq.yaml:5:13: expected UTF-8 text, found the byte 0xe9; save the file as UTF-8"),
+        ("services:\n  a:\n    command: sleep 1\n".encode("utf-16-le"),
+         "lsq.yaml:1:1: expected UTF-8 text, found what looks like UTF-16 (every other byte is 0); "
+         "save the file as UTF-8"),
         (b"\xef\xbb\xbfname: caf\xe9\nservices:\n  a:\n    command: sleep 1\n",
          "lsq.yaml:1:10: expected UTF-8 text, found the byte 0xe9; save the file as UTF-8"),
         (b"\xef\xbb\xbfname: \"x\x01\"\nservices:\n  a:\n    command: sleep 1\n",
@@ -510,3 +515,9 @@ def test_an_env_file_may_start_with_a_byte_order_mark(load_app: Load, tmp_path: 
     (tmp_path / "e.env").write_bytes(b"\xef\xbb\xbfA=1\n")
     app = load_app("services:\n  a:\n    command: sleep 1\n    env_file: e.env\n")
     assert app.env["a"] == {"A": "1"}
+
+
+def test_an_env_file_saved_as_utf16_without_a_mark_is_named(load_app: Load, tmp_path: Path) -> None:
+    (tmp_path / "e.env").write_bytes("A=1\nB=x\n".encode("utf-16-le"))
+    message = _error(load_app, "services:\n  a:\n    command: sleep 1\n    env_file: e.env\n")
+    assert message.startswith("e.env:1:1: expected UTF-8 text, found what looks like UTF-16")

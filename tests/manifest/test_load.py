@@ -370,6 +370,14 @@ BAD = {
          "each entry under services: is a service, a mapping; if replicas: is a setting, "
          "indent it under a service"],
     ),
+    "a restart word as the service's policy": (
+        "services:\n  web:\n    command: run\n    policy: always\n",
+        {},
+        (),
+        "lsq.yaml:4:13",
+        ["services.web.policy: expected a mapping, found 'always'",
+         "when to restart goes under restart: (restart: always)"],
+    ),
     "a NUL in an env file": (
         "services:\n  web:\n    command: run\n    env_file: .env\n",
         {".env": "A=1\nB=x\0y\n"},

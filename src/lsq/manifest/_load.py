@@ -39,7 +39,7 @@ from lsq.manifest._schema import (
     Service,
     env_name,
 )
-from lsq.manifest._yaml import Node, merge_override, parse
+from lsq.manifest._yaml import Node, merge_override, parse, place_of
 
 # With the gateway, a fixed `port` is the service's stable address and each
 # replica listens on a private port, so this becomes valid. Flip it here.
@@ -141,6 +141,7 @@ class _Loader:
             raise ManifestError(
                 f"{name}: cannot read: {exc}", fix="check the file"
             ) from exc
+        _check_not_utf16(text, name)
         self.sources[str(path.resolve())] = source_digest(text)
         tree = parse(text, name, override=override)
         if tree is None or not isinstance(tree.value, dict):
@@ -271,6 +272,7 @@ class _Loader:
                 mark=node.mark if node else None,
                 fix="check the file",
             ) from exc
+        _check_not_utf16(text, self.display(file))
         # Named as the manifest names it, not where a symlink points now: a
         # link pointed elsewhere later is a change the cache must see.
         self.sources[str(self.root / entry)] = source_digest(text)
@@ -287,13 +289,21 @@ def not_utf8(name: str, exc: UnicodeDecodeError) -> ManifestError:
             "expected UTF-8 text, found UTF-16 (its byte-order mark)",
             mark=Mark(name, 1, 1), fix="save the file as UTF-8",
         )
-    line = data.count(b"\n", 0, exc.start) + 1
-    before = data[data.rfind(b"\n", 0, exc.start) + 1 : exc.start]
-    col = len(before.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")) + 1
+    line, col = place_of(data[: exc.start].decode("utf-8", "replace"))
     return ManifestError(
         f"expected UTF-8 text, found the byte 0x{data[exc.start]:02x}",
         mark=Mark(name, line, col), fix="save the file as UTF-8",
     )
+
+
+def _check_not_utf16(text: str, name: str) -> None:
+    # ASCII saved as UTF-16 without a byte-order mark is valid UTF-8 with a
+    # NUL in every other character.
+    if len(text) >= 4 and text.count("\0") * 2 >= len(text) - 1:
+        raise ManifestError(
+            "expected UTF-8 text, found what looks like UTF-16 (every other byte is 0)",
+            mark=Mark(name, 1, 1), fix="save the file as UTF-8",
+        )
 
 
 def _check_text(text: str, node: Node, path: Loc, *, key: bool = False) -> None:
@@ -459,6 +469,10 @@ def _translate(errors: list[ErrorDetails], tree: Node) -> ManifestError:
     quoted = node.style in ("'", '"') and _INT.match(node.text)
     if quoted and first["type"] == "int_type":
         fix = f"write the number without quotes: {field}: {node.text}"
+    restart_word = node.value in ("always", "on-failure", "no")
+    if len(path) == 3 and path[0] == "services" and field == "policy" and restart_word:
+        fix = (f"when to restart goes under restart: (restart: {node.value}); "
+               "policy: is for calls to this service (timeouts, retries, breaker)")
     # An empty value's own place is wherever the next token is; point at its key.
     empty = node.value is None and node.style is None
     if empty and len(path) == 2 and path[0] == "services":

@@ -144,9 +144,7 @@ def parse(text: str, file: str, *, override: bool = False, pure: bool = False) -
         escape = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
         raise ManifestError(
             f"expected printable text, found the character U+{code:04X}",
-            mark=Mark(file, text.count("\n", 0, exc.position) + 1,
-                      exc.position - text.rfind("\n", 0, exc.position)
-                      - (text.startswith("\ufeff") and "\n" not in text[: exc.position])),
+            mark=Mark(file, *place_of(text[: exc.position])),
             fix="remove it" if code == 0 else f"remove it, or write {escape} inside double quotes",
         ) from exc
     except YAMLError as exc:
@@ -173,6 +171,13 @@ def _check_version(text: str, file: str) -> None:
                 mark=Mark(file, text.count("\n", 0, found.start()) + 1, 1),
                 fix="write %YAML 1.2, or leave the line out",
             )
+
+
+def place_of(before: str) -> tuple[int, int]:
+    """Line and column (from 1) of what follows `before`, the text from the
+    start of a file, with YAML's line breaks (CR LF, CR, LF)."""
+    lines = before.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return lines.count("\n") + 1, len(lines) - lines.rfind("\n")
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
