@@ -485,6 +485,9 @@ def test_an_unknown_yaml_version_is_one_error_line(tmp_path: Path, version: str)
          "remove it, or write \\x01 inside double quotes"),
         (b"services:\n  a:\n    command: sleep\x00 1\n",
          "lsq.yaml:3:19: expected printable text, found the character U+0000; remove it"),
+        ("services:\n  a:\n    command: x\n    env:\n      A: \"a\x85b\"\n".encode(),
+         "lsq.yaml:5:12: expected text without U+0085, which YAML 1.1 read as a line break; "
+         "remove it, or write \\u0085 inside double quotes"),
         (b"services:\r  a:\r    command: x\r    env:\r      A: caf\xe9\r",  # CR line ends
          "lsq.yaml:5:13: expected UTF-8 text, found the byte 0xe9; save the file as UTF-8"),
         ("services:\n  a:\n    command: sleep 1\n".encode("utf-16-le"),

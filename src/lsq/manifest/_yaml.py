@@ -132,9 +132,21 @@ def _compose(text: str, *, pure: bool) -> YamlNode | None:
 _VERSION_DIRECTIVE = re.compile(r"^\ufeff?%YAML[ \t]+([0-9]+\.[0-9]+)(?=[ \t\r]|$)", re.M)
 
 
+# YAML 1.2 reads these as ordinary characters; ruamel's reader breaks lines at them.
+_OLD_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
 def parse(text: str, file: str, *, override: bool = False, pure: bool = False) -> Node | None:
     """Parse one YAML document; None for an empty file."""
     _check_version(text, file)
+    old_break = _OLD_BREAKS.search(text)
+    if old_break is not None:  # refused rather than read other than the spec says
+        code = ord(old_break.group())
+        raise ManifestError(
+            f"expected text without U+{code:04X}, which YAML 1.1 read as a line break",
+            mark=Mark(file, *place_of(text[: old_break.start()])),
+            fix=f"remove it, or write \\u{code:04x} inside double quotes",
+        )
     try:
         root = compose(text, pure=pure)
     except MarkedYAMLError as exc:
