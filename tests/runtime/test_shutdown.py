@@ -342,20 +342,22 @@ def test_a_killed_runtime_leaves_no_children_and_its_stale_state_is_taken_over(
     assert not any(alive(p) for p in children)
 
 
+def _up_one(app: App, name: str, source: str, extra: str = "") -> psutil.Process:
+    """`lsq up -d` of one service running `source`; its runtime."""
+    app.write(f"{name}.py", source)
+    app.manifest(f"services:\n  {name}:\n    command: {PY} {name}.py\n    {extra}\n")
+    assert app.lsq("up", "-d", "--timeout", "20").returncode == 0
+    runtime = app.track_runtime()
+    assert runtime is not None
+    return runtime
+
+
 def test_an_up_right_after_the_runtime_was_killed_waits_for_its_guard(app: App) -> None:
     # The guard holds the app's lock while it ends what the dead runtime
     # started (here for its whole grace period: the service ignores SIGTERM).
     # `lsq up -d` meanwhile waits for it, instead of taking the dead runtime
     # for a live one.
-    app.write("stubborn.py", IGNORE_TERM)
-    app.manifest(f"""
-        services:
-          stubborn:
-            command: {PY} stubborn.py
-    """)
-    assert app.lsq("up", "-d", "--timeout", "20").returncode == 0
-    runtime = app.track_runtime()
-    assert runtime is not None
+    runtime = _up_one(app, "stubborn", IGNORE_TERM)
     old = [p for p in runtime.children() if "stubborn.py" in " ".join(p.cmdline())]
     assert len(old) == 1
     runtime.kill()  # not waited for: it may stay a zombie for a while
@@ -591,16 +593,7 @@ def test_a_guard_ending_a_runtime_that_left_no_info_is_waited_for(tmp_path: Path
 def test_a_stopped_runtime_is_named_as_such_at_once(app: App) -> None:
     # Its socket still takes connections: a request would wait out the
     # timeout, and be carried out whenever the runtime is resumed.
-    app.write("server.py", SERVER)
-    app.manifest(f"""
-        services:
-          web:
-            command: {PY} server.py
-            health: {{tcp: true}}
-    """)
-    assert app.lsq("up", "-d", "--timeout", "20").returncode == 0
-    runtime = app.track_runtime()
-    assert runtime is not None
+    runtime = _up_one(app, "web", SERVER, "health: {tcp: true}")
     runtime.suspend()
     try:
         for command in ("ps", "down"):

@@ -210,8 +210,8 @@ PRELOAD = (
 )
 """What a runtime imports before its first service starts, beyond what the CLI
 has loaded by the time it forks one: the early starts, the schema (to
-unpickle the app), the event loop, the runtime, the control API, the gateway, and the dashboard,
-fault and release APIs it serves. Not psutil (nothing needs it before the
+unpickle the app), the event loop, the runtime, the control API, the
+gateway, and the dashboard, fault and release APIs it serves. Not psutil (nothing needs it before the
 services are up) nor the gateway worker's module (the worker imports it
 after its fork, on the other core, and the runtime never needs it)."""
 

@@ -103,9 +103,9 @@ def tail(path: Path, since: int = 0, lines: int = 3) -> str:
     # A runtime that failed says why in one error line: that line alone, as
     # the lines before it may be another runtime's (two starts at once).
     errors = [t for t in text if t.startswith("lsq: error:")]
-    notes = [t for t in text if t.startswith(("lsq", "  lsq")) or "| " in t]
     if errors:  # said again under the CLI's own "lsq: error:"
         return errors[-1].removeprefix("lsq: error: ") + f" (full log: {path})"
+    notes = [t for t in text if t.startswith(("lsq", "  lsq")) or "| " in t]
     return " | ".join((notes or text)[-lines:]) + f" (full log: {path})"
 
 

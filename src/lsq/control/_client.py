@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from lsq.errors import BadRequest, ControlError, RuntimeNotRunning
 from lsq.runtime import RuntimeInfo, read_runtime_info
+from lsq.runtime._info import process_state
 
 
 class ControlClient:
@@ -72,10 +73,6 @@ class ControlClient:
         )
 
 
+
 def _stopped(pid: int) -> bool:
-    """The process is stopped by a signal (state T in /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"T"
-    except (OSError, IndexError):
-        return False
+    return process_state(pid) == "T"  # stopped by a signal

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from lsq.manifest._config import AppConfig, Origin
     from lsq.manifest._load import load
     from lsq.manifest._render import render_config
-    from lsq.manifest._schema import Health, Manifest, Restart, Route, Service, env_name
+    from lsq.manifest._names import env_name
+    from lsq.manifest._schema import Health, Manifest, Restart, Route, Service
 
 __all__ = [
     "AppConfig",
@@ -36,7 +37,7 @@ _HOMES = {
     "Restart": "_schema",
     "Route": "_schema",
     "Service": "_schema",
-    "env_name": "_schema",
+    "env_name": "_names",
 }
 
 

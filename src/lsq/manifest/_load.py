@@ -29,6 +29,7 @@ from lsq.manifest._interpolate import (
     expand,
     is_instance_variable,
 )
+from lsq.manifest._names import env_name
 from lsq.manifest._schema import (
     NAME_PATTERN,
     Gateway,
@@ -37,7 +38,6 @@ from lsq.manifest._schema import (
     Restart,
     Route,
     Service,
-    env_name,
 )
 from lsq.manifest._yaml import Node, merge_override, parse, place_of
 
@@ -130,18 +130,15 @@ class _Loader:
     def read(self, path: Path, *, override: bool) -> Node:
         name = self.display(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _read_utf8(path, name)
         except FileNotFoundError:
             raise ManifestError(
                 f"{name}: file not found", fix="check the path"
             ) from None
-        except UnicodeDecodeError as exc:
-            raise not_utf8(name, exc) from exc
         except OSError as exc:
             raise ManifestError(
                 f"{name}: cannot read: {exc}", fix="check the file"
             ) from exc
-        _check_not_utf16(text, name)
         self.sources[str(path.resolve())] = source_digest(text)
         tree = parse(text, name, override=override)
         if tree is None or not isinstance(tree.value, dict):
@@ -257,22 +254,19 @@ class _Loader:
     def dotenv(self, entry: str, node: Node | None, lookup: Lookup) -> Dotenv:
         file = (self.root / entry).resolve()
         try:
-            text = file.read_text(encoding="utf-8")
+            text = _read_utf8(file, self.display(file))
         except FileNotFoundError:
             raise ManifestError(
                 f"env_file {entry!r} not found (looked for {file})",
                 mark=node.mark if node else None,
                 fix="create the file or remove it from env_file",
             ) from None
-        except UnicodeDecodeError as exc:
-            raise not_utf8(self.display(file), exc) from exc
         except OSError as exc:
             raise ManifestError(
                 f"env_file {entry!r}: cannot read: {exc}",
                 mark=node.mark if node else None,
                 fix="check the file",
             ) from exc
-        _check_not_utf16(text, self.display(file))
         # Named as the manifest names it, not where a symlink points now: a
         # link pointed elsewhere later is a change the cache must see.
         self.sources[str(self.root / entry)] = source_digest(text)
@@ -281,29 +275,24 @@ class _Loader:
         return dotenv
 
 
-def not_utf8(name: str, exc: UnicodeDecodeError) -> ManifestError:
-    """Where a file stops being UTF-8, as a place in it."""
-    data = bytes(exc.object)
+def _read_utf8(path: Path, name: str) -> str:
+    """The file's text; a ManifestError with the place where it is not UTF-8.
+    (OSError as `Path.read_bytes` raises it.)"""
+    data = path.read_bytes()
+    found = None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return ManifestError(
-            "expected UTF-8 text, found UTF-16 (its byte-order mark)",
-            mark=Mark(name, 1, 1), fix="save the file as UTF-8",
-        )
-    line, col = place_of(data[: exc.start].decode("utf-8", "replace"))
-    return ManifestError(
-        f"expected UTF-8 text, found the byte 0x{data[exc.start]:02x}",
-        mark=Mark(name, line, col), fix="save the file as UTF-8",
-    )
-
-
-def _check_not_utf16(text: str, name: str) -> None:
-    # ASCII saved as UTF-16 without a byte-order mark is valid UTF-8 with a
-    # NUL in every other character.
-    if len(text) >= 4 and text.count("\0") * 2 >= len(text) - 1:
-        raise ManifestError(
-            "expected UTF-8 text, found what looks like UTF-16 (every other byte is 0)",
-            mark=Mark(name, 1, 1), fix="save the file as UTF-8",
-        )
+        found, mark = "UTF-16 (its byte-order mark)", Mark(name, 1, 1)
+    elif len(data) >= 4 and data.count(0) * 2 >= len(data) - 1:
+        # ASCII saved as UTF-16 without a mark is UTF-8 with every other byte 0.
+        found, mark = "what looks like UTF-16 (every other byte is 0)", Mark(name, 1, 1)
+    else:
+        try:  # with universal newlines, as `Path.read_text` reads it
+            return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        except UnicodeDecodeError as exc:
+            found = f"the byte 0x{data[exc.start]:02x}"
+            mark = Mark(name, *place_of(data[: exc.start].decode("utf-8", "replace")))
+    raise ManifestError(f"expected UTF-8 text, found {found}", mark=mark,
+                        fix="save the file as UTF-8")
 
 
 def _check_text(text: str, node: Node, path: Loc, *, key: bool = False) -> None:

@@ -332,12 +332,3 @@ class Manifest(_Model):
                     f"service name {name!r} must be lowercase letters, digits, '.', '_' or '-'"
                 )
         return value
-
-
-def env_name(service: str) -> str:
-    """The documented mapping from a service name to its address variable.
-
-    Upper-case, every character that is not a letter or digit becomes `_`:
-    `user-api` and `billing.v2` give `LSQ_USER_API_URL`, `LSQ_BILLING_V2_URL`.
-    """
-    return "LSQ_" + re.sub(r"[^A-Z0-9]", "_", service.upper()) + "_URL"

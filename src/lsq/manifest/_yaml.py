@@ -180,7 +180,7 @@ def _check_version(text: str, file: str) -> None:
         if found.group(1) not in ("1.1", "1.2"):
             raise ManifestError(
                 f"expected %YAML 1.2 (or 1.1), found %YAML {found.group(1)}",
-                mark=Mark(file, text.count("\n", 0, found.start()) + 1, 1),
+                mark=Mark(file, place_of(text[: found.start()])[0], 1),
                 fix="write %YAML 1.2, or leave the line out",
             )
 

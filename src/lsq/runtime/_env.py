@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from lsq.manifest._names import env_name  # not the schema: a warm start has not loaded it
+
 if TYPE_CHECKING:
     from lsq.manifest import AppConfig
     from lsq.runtime._supervisor import Addresses
@@ -31,11 +33,6 @@ def service_env(
     the manifest's `env_file` and `env` (a release's version of them).
     `base` is a copy of the caller's environment taken once (reading
     `os.environ` decodes every variable on each call)."""
-    # Here, not at the top: a warm start imports this module for its
-    # placeholder before the schema (pydantic) has loaded, and must not wait
-    # for it; whoever calls this has the schema loaded already.
-    from lsq.manifest._schema import env_name
-
     env = dict(os.environ if base is None else base)
     env.update(defaults or {})
     env.update(app.env.get(service, {}) if own_env is None else own_env)

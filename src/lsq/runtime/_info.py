@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lsq.runtime._guard import GRACE, SWEEPING
+
 if TYPE_CHECKING:
     from lsq.manifest import AppConfig
 
@@ -28,42 +30,38 @@ def state_dir_for(app: AppConfig) -> Path:
 
 
 def read_runtime_info(state_dir: Path) -> RuntimeInfo | None:
-    """The live runtime's info, or None if none runs (a stale file is ignored)."""
-    _wait_for_sweep(state_dir)
+    """The live runtime's info, or None if none runs (a stale file is ignored).
+
+    A runtime that died (SIGKILL, a crash) leaves its guard ending what it
+    started, holding the lock meanwhile: a `runtime.json` whose pid is gone
+    says so, and `.lsq/sweeping` (the guard's pid) for a runtime that died
+    before it wrote one. That is waited out, and then nothing runs."""
     try:
         data = json.loads((state_dir / "runtime.json").read_text())
         info = RuntimeInfo(**{k: data[k] for k in ("pid", "port", "started", "app", "manifest")})
     except (OSError, ValueError, TypeError, KeyError):
+        info = None
+    if info is None and not _sweeping(state_dir):
         return None
     if not _lock_held(state_dir):
         return None
-    if not _alive(info.pid):
-        # It died (SIGKILL, a crash): its guard holds the lock while it ends
-        # what the runtime started. Once it lets go, nothing runs.
+    if info is None or not _alive(info.pid):
         wait_for_guard(state_dir)
         return None
     return info
 
 
-def _wait_for_sweep(state_dir: Path) -> None:
-    """A dead runtime's guard ending its services says so in `.lsq/sweeping`
-    (its pid): wait until it is done."""
+def _sweeping(state_dir: Path) -> bool:
     try:
-        from lsq.runtime._guard import SWEEPING
-
-        pid = int((state_dir / SWEEPING).read_text())
+        return _alive(int((state_dir / SWEEPING).read_text()))
     except (OSError, ValueError):
-        return
-    if _alive(pid) and _lock_held(state_dir):
-        wait_for_guard(state_dir)
+        return False
 
 
 def wait_for_guard(state_dir: Path) -> None:
     """Wait until the guard of a runtime that died lets go of the app's lock
     (`lsq.runtime._guard`: it holds it while it ends the runtime's
     processes), so that a new runtime can take it."""
-    from lsq.runtime._guard import GRACE
-
     try:
         fd = os.open(state_dir / "lock", os.O_RDWR)
     except OSError:
@@ -83,18 +81,17 @@ def wait_for_guard(state_dir: Path) -> None:
 def _alive(pid: int) -> bool:
     """Running: not gone, and not a zombie its new parent has yet to collect
     (which can take seconds; it holds nothing, the lock included)."""
+    return process_state(pid) not in (None, "Z", "X")
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of /proc/PID/stat (R, S, T for stopped, Z for a
+    zombie...), or None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
     except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)  # no /proc: ask the kernel
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # someone else's process
-            return True
-        return True
-    return state not in (b"Z", b"X")
+        return None
 
 
 def starting_runtime_info(state_dir: Path, timeout: float) -> RuntimeInfo | None:
