@@ -524,3 +524,24 @@ def test_an_env_file_saved_as_utf16_without_a_mark_is_named(load_app: Load, tmp_
     (tmp_path / "e.env").write_bytes("A=1\nB=x\n".encode("utf-16-le"))
     message = _error(load_app, "services:\n  a:\n    command: sleep 1\n    env_file: e.env\n")
     assert message.startswith("e.env:1:1: expected UTF-8 text, found what looks like UTF-16")
+
+
+def test_a_program_several_services_share_is_checked_once_and_each_is_warned(
+    load_app: Load,
+) -> None:
+    # Services often run the same program: it is looked up once per load, and
+    # once per cache check (`programs` lists each program, folder and PATH
+    # once), yet a missing one still warns at each service's own line.
+    manifest = (
+        "services:\n"
+        "  a:\n    command: [run, a.py]\n"
+        "  b:\n    command: run b.py\n"
+        "  c:\n    command: [serve]\n"
+        "  d:\n    command: [gone-program]\n"
+        "  e:\n    command: [gone-program, -v]\n"
+    )
+    app = load_app(manifest)
+    programs = [program for program, _, _ in app.programs]
+    assert sorted(programs) == ["gone-program", "run", "serve"]
+    lines = [w.split(": ", 1)[0] for w in app.warnings if "gone-program" in w]
+    assert lines == ["lsq.yaml:9:15", "lsq.yaml:11:15"]

@@ -73,6 +73,19 @@ _COMMAND_FIELDS = {
     ("services", "*", "health", "command", "*"),
 }
 
+
+def _by_length(patterns: set[tuple[str, ...]]) -> dict[int, tuple[tuple[str, ...], ...]]:
+    # `_matches` runs for every scalar of the manifest (hundreds for an app
+    # of 50 services): it looks only at the patterns of the path's length.
+    lengths: dict[int, list[tuple[str, ...]]] = {}
+    for pattern in patterns:
+        lengths.setdefault(len(pattern), []).append(pattern)
+    return {n: tuple(found) for n, found in lengths.items()}
+
+
+_STRING_BY_LENGTH = _by_length(_STRING_FIELDS)
+_COMMAND_BY_LENGTH = _by_length(_COMMAND_FIELDS)
+
 _INT = re.compile(r"^[-+]?[0-9]+$")
 
 
@@ -177,7 +190,8 @@ class _Loader:
         return self.scalar(node, path)
 
     def scalar(self, node: Node, path: Loc) -> object:
-        if _is_string_field(path) and node.value is not None:
+        string_field = _is_string_field(path)
+        if string_field and node.value is not None:
             text = node.text
         elif isinstance(node.value, str):
             text = node.value
@@ -196,13 +210,13 @@ class _Loader:
         if expansion.used:
             self.origins[_dotted(path)] = Origin("environment", node.mark)
         # A plain `port: ${WEB_PORT:-8001}` is a number, as `port: 8001` is.
-        plain = node.style is None and not _is_string_field(path)
+        plain = node.style is None and not string_field
         if plain and expansion.value != text and _INT.match(expansion.value):
             return int(expansion.value)
         return expansion.value
 
     def expand(self, text: str, node: Node, path: Loc) -> Expansion:
-        keep = is_instance_variable if _matches(path, _COMMAND_FIELDS) else None
+        keep = is_instance_variable if _matches(path, _COMMAND_BY_LENGTH) else None
         try:
             expansion = expand(text, self.environ.get, keep=keep)
         except InterpolationError as exc:
@@ -330,15 +344,19 @@ def _is_depends_list(node: Node, path: Loc) -> bool:
 
 
 def _is_string_field(path: Loc) -> bool:
-    return _matches(path, _STRING_FIELDS)
+    return _matches(path, _STRING_BY_LENGTH)
 
 
-def _matches(path: Loc, patterns: set[tuple[str, ...]]) -> bool:
-    return any(
-        len(pattern) == len(path)
-        and all(p == "*" or p == part for p, part in zip(pattern, path, strict=True))
-        for pattern in patterns
-    )
+def _matches(path: Loc, patterns: dict[int, tuple[tuple[str, ...], ...]]) -> bool:
+    """Does `path` fit one of `patterns` (by length, from `_by_length`),
+    where "*" stands for any one part?"""
+    for pattern in patterns.get(len(path), ()):
+        for want, part in zip(pattern, path):
+            if want != "*" and want != part:
+                break
+        else:
+            return True
+    return False
 
 
 def _offset_mark(node: Node, offset: int) -> Mark:
@@ -736,6 +754,7 @@ def _check_commands(
     marks that one failed with the reason (the program may also appear by
     the time it starts, for example from a build step)."""
     warnings: list[str] = []
+    looked_up: dict[tuple[str, str, str], tuple[str, str] | None] = {}
     for name, service in manifest.services.items():
         if service.command is None:
             continue
@@ -760,8 +779,11 @@ def _check_commands(
         if "/" in program and not cwd.is_dir():
             continue  # the missing cwd is reported when the service starts
         path = envs[name].get("PATH", os.environ.get("PATH", os.defpath))
-        problem = missing_program(program, cwd, path)
-        checked.append((program, str(cwd), path))
+        key = (program, str(cwd), path)
+        if key not in looked_up:  # services often share a program (python, node)
+            looked_up[key] = missing_program(program, cwd, path)
+            checked.append(key)
+        problem = looked_up[key]
         if problem:
             place = f"{mark}: " if mark else ""
             warnings.append(
