@@ -26,13 +26,14 @@ from typing import Any
 
 import psutil
 
+import _poll
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "bench" / "README.md"
 LSQ = ROOT / ".venv" / "bin" / "lsq"
 PEERS_VENV = Path(os.environ.get("LSQ_BENCH_PEERS", "/tmp/lsq-bench-peers"))
 # The interpreter every service runs under: the real binary, not a shim.
 SERVICE_PYTHON = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
-POLL_INTERVAL = 0.02
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -132,32 +133,9 @@ def fmt3(values: list[float], unit: str = "s", digits: int = 2) -> str:
 # ----------------------------------------------------------------- health
 
 
-async def _probe(port: int) -> bool:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    try:
-        writer.write(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        line = await asyncio.wait_for(reader.readline(), 2.0)
-        return line.split(b" ")[1:2] == [b"200"]
-    except (OSError, TimeoutError, IndexError):
-        return False
-    finally:
-        writer.close()
-
-
-async def _until_healthy(port: int, deadline: float) -> None:
-    while not await _probe(port):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"127.0.0.1:{port} not healthy in time")
-        await asyncio.sleep(POLL_INTERVAL)
-
-
 async def wait_healthy(ports: list[int], timeout: float = START_TIMEOUT) -> None:
-    """Poll each port's `/` every 20 ms until all answer 200."""
-    deadline = time.monotonic() + timeout
-    await asyncio.gather(*(_until_healthy(p, deadline) for p in ports))
+    """Poll each port's `/` every 20 ms until all answer 200 (`_poll`)."""
+    await _poll.wait_healthy(ports, timeout)
 
 
 def wait_healthy_sync(ports: list[int], timeout: float = START_TIMEOUT) -> None:
@@ -482,6 +460,42 @@ def start_bare(count: int) -> Running:
 
     pids = [p.pid for p in procs]
     return Running("bare", pids, stop, [], {"seconds": seconds}, folder)
+
+
+BARE_LAUNCHER = Path(__file__).resolve().parent / "bare_launcher.py"
+
+
+def start_bare_program(count: int) -> Running:
+    """The floor as a program (`bare_launcher.py`, same spawning and polling
+    as `start_bare`), timed from its start, as LSQ, honcho and circus are,
+    until it says all are up: the in-process `bare` pays no interpreter
+    start and no asyncio import, which any launcher someone runs does."""
+    folder = workdir()
+    script = write_service(folder)
+    ports = free_ports(count)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [SERVICE_PYTHON, str(BARE_LAUNCHER), SERVICE_PYTHON, str(script), *map(str, ports)],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    said = proc.stdout.readline()
+    seconds = time.monotonic() - t0
+    if said != b"up\n":
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"bare_launcher.py exited {proc.returncode} before all were up")
+
+    def stop() -> None:
+        proc.send_signal(signal.SIGTERM)
+        proc.stdout.close()  # type: ignore[union-attr]
+
+    pids = service_children(proc.pid, script)
+    _POPENS[proc.pid] = proc
+    return Running("bare-program", pids, stop, [proc.pid], {"seconds": seconds}, folder)
 
 
 def stop_and_clean(run: Running) -> None:

@@ -12,7 +12,12 @@ Candidates, interleaved (the order rotates each round) and repeated:
   lsq-first  the same in a new app folder every round: a first start.
   honcho  `honcho start` on a Procfile, timed until our poller sees all 50.
   circus  `circusd` on a generated ini with 50 watchers, same poller.
-  bare    asyncio.create_subprocess_exec for all 50, same poller: the floor.
+  bare    asyncio.create_subprocess_exec for all 50, same poller, inside
+          this script's interpreter: the floor, without a launcher's start.
+  bare-program  the same spawning and polling as a program of its own
+          (`bare_launcher.py`), timed from its start until it says all are
+          up: the floor for a launcher that someone runs, as LSQ, honcho and
+          circus are run (each pays its interpreter's start and imports).
 honcho and circus live in their own venv (LSQ_BENCH_PEERS, default
 /tmp/lsq-bench-peers), created on first use.
 """
@@ -35,6 +40,7 @@ STARTERS: dict[str, Callable[[int], c.Running]] = {
     "honcho": c.start_honcho,
     "circus": c.start_circus,
     "bare": c.start_bare,
+    "bare-program": c.start_bare_program,
 }
 
 
@@ -53,16 +59,18 @@ def report(results: list[dict[str, c.Running]]) -> None:
     secs = {n: [r[n].extra["seconds"] for r in results] for n in STARTERS}
     print("\nseconds until all healthy, min / median / max:")
     for name, values in secs.items():
-        print(f"  {name:8s} {c.fmt3(values)}")
+        print(f"  {name:12s} {c.fmt3(values)}")
     confirmed = [r["lsq"].extra["confirmed"] for r in results]
     print(f"  lsq up -d + ps + own poll confirms: {c.fmt3(confirmed)}")
     print("\nratios (per-round pairs min / median / max; ratio of medians):")
     for ours in ("lsq", "lsq-first"):
-        for peer, target in (("bare", "<= 1.15"), ("circus", "< 1"), ("honcho", "< 1")):
+        pairs_of = (("bare-program", "<= 1.15"), ("bare", "<= 1.15 (in-process floor)"),
+                    ("circus", "< 1"), ("honcho", "< 1"))
+        for peer, target in pairs_of:
             pairs = [a / b for a, b in zip(secs[ours], secs[peer])]
             of_medians = statistics.median(secs[ours]) / statistics.median(secs[peer])
             note = f"  target {target}" if target else ""
-            print(f"  {ours}/{peer:7s} {c.fmt3(pairs, '')}; {of_medians:.2f}{note}")
+            print(f"  {ours}/{peer:12s} {c.fmt3(pairs, '')}; {of_medians:.2f}{note}")
 
 
 def main() -> None:
