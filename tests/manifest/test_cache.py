@@ -40,11 +40,13 @@ def cache(path: Path) -> Path:
     return path.parent / ".lsq"
 
 
-def test_a_cached_app_comes_back_equal(cached: Path) -> None:
+def test_a_cached_app_comes_back_equal_and_frozen(cached: Path) -> None:
     hit = lookup(cached, cache(cached))
     assert hit is not None
     app = hit.app()
-    assert app == load(cached)
+    # Frozen (lsq.manifest._frozen): the runtime reads it without pydantic.
+    assert app == load(cached).frozen()
+    assert type(app.manifest).__module__ == "lsq.manifest._frozen"
     assert app.env["api"] == {"TOKEN": "one", "GREETING": "hello"}
     mode = stat.S_IMODE((cached.parent / ".lsq" / CACHE_NAME).stat().st_mode)
     assert mode == 0o600  # it holds the services' environment

@@ -241,6 +241,28 @@ def test_a_warm_start_loads_neither_the_schema_nor_the_event_loop_first() -> Non
     assert seen.stdout.strip() == "[]", seen.stdout + seen.stderr
 
 
+def _maps_pydantic(pid: int) -> bool:
+    """Has process `pid` loaded pydantic (its compiled core shows in its maps)?"""
+    return "pydantic_core" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_a_detached_runtime_starts_the_app_without_importing_pydantic(app: App) -> None:
+    # The CLI checks the manifest with the schema (pydantic) and hands the
+    # runtime the app frozen (lsq.manifest._frozen): unpickling it and
+    # starting the services must not load pydantic again, on a first start
+    # (prestarted runtime) or a start from the cache. It used to cost the
+    # runtime about 85 ms of CPU, paid in full on a repeat start.
+    greeter_app(app)
+    for first in (True, False):
+        _up(app)
+        assert _from_cache(app) is not first
+        pid = app.runtime_pid()
+        assert pid is not None
+        assert _get(app) == "hello|one"
+        assert not _maps_pydantic(pid)
+        _restart(app)
+
+
 def test_an_early_start_that_no_longer_matches_is_replaced(app: App) -> None:
     _counted_app(app)
     _up(app)

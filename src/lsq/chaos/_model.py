@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsq.errors import UsageError
-from lsq.manifest._schema import parse_duration
+from lsq.manifest._frozen import parse_duration
 
 HTTP_KINDS = ("latency", "abort", "reset", "hang", "bandwidth", "truncate", "partition")
 PROCESS_KINDS = ("kill", "pause", "fail-health")

@@ -194,8 +194,7 @@ def start_detached(
 PRELOAD = (
     "lsq.runtime._warm",  # what starts the plan's replicas, ready when it comes
     "ctypes",  # to become the services' subreaper, as the plan's replicas start
-    "pydantic",
-    "lsq.manifest._schema",
+    "lsq.manifest._frozen",
     "lsq.manifest._config",
     "asyncio",
     "uvloop",
@@ -209,9 +208,10 @@ PRELOAD = (
     "lsq.deploy",
 )
 """What a runtime imports before its first service starts, beyond what the CLI
-has loaded by the time it forks one: the early starts, the schema (to
-unpickle the app), the event loop, the runtime, the control API, the
-gateway, and the dashboard, fault and release APIs it serves. Not psutil (nothing needs it before the
+has loaded by the time it forks one: the early starts, the frozen app's
+classes (to unpickle it: not pydantic, see `lsq.manifest._frozen`), the
+event loop, the runtime, the control API, the gateway, and the dashboard,
+fault and release APIs it serves. Not psutil (nothing needs it before the
 services are up) nor the gateway worker's module (the worker imports it
 after its fork, on the other core, and the runtime never needs it)."""
 
@@ -397,7 +397,8 @@ def _hand_over(
     try:
         if not prestarted.planned:
             _send_frame(b"")  # no plan: nothing starts before the app
-        payload = pickle.dumps((app, services, log), pickle.HIGHEST_PROTOCOL)
+        # Frozen: the runtime reads it without importing pydantic.
+        payload = pickle.dumps((app.frozen(), services, log), pickle.HIGHEST_PROTOCOL)
         with open(prestarted.handover_fd, "wb", closefd=True) as pipe:
             pipe.write(payload)
     except (OSError, TypeError, ValueError, pickle.PicklingError):

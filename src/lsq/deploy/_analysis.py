@@ -9,9 +9,10 @@ and judges the difference. Errors are 5xx answers and failed attempts
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lsq.manifest._schema import Analysis
+if TYPE_CHECKING:  # the runtime reads a frozen app (lsq.manifest._frozen), not the schema
+    from lsq.manifest._schema import Analysis
 
 FAILURE_CLASSES = ("5xx", "connect", "timeout", "aborted")
 

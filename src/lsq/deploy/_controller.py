@@ -25,8 +25,6 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from lsq.deploy._analysis import Verdict, figures, judge
 from lsq.deploy._history import ACTIVE_STATES, ReleaseStore
 from lsq.deploy._version import (
@@ -39,12 +37,13 @@ from lsq.deploy._version import (
 
 from lsq.errors import LsqError, UsageError
 from lsq.manifest import AppConfig
-from lsq.manifest._schema import Release as ReleaseSettings
 from lsq.registry import State
 from lsq.runtime._supervisor import Replica, Version
 
 if TYPE_CHECKING:
     import httpx
+
+    from lsq.manifest._schema import Release as ReleaseSettings
 
     from lsq.runtime import Runtime
 
@@ -201,7 +200,7 @@ class ReleaseController:
             raise LsqError(f"service {name!r} is not running; start it with `lsq start {name}`")
         from lsq.manifest import load  # the YAML parser only once a release needs it
 
-        app = load(self.runtime.app.path)
+        app = load(self.runtime.app.path).frozen()  # as the runtime's own app is
         if name not in app.services or app.services[name].external is not None:
             raise UsageError(f"{app.path.name} has no service {name!r} that LSQ runs")
         settings = _settings(app, name, options)
@@ -450,10 +449,17 @@ class ReleaseController:
 
 
 def _settings(app: AppConfig, name: str, options: dict[str, Any]) -> ReleaseSettings:
-    base = app.services[name].release or ReleaseSettings.model_validate({})
+    # The schema, only once a release is asked for: the runtime reads its app
+    # frozen (lsq.manifest._frozen) and starts without pydantic.
+    from pydantic import ValidationError
+
+    from lsq.manifest._frozen import plain
+    from lsq.manifest._schema import Release as ReleaseSettings
+
+    base = app.services[name].release
     changes = {k: options[k] for k in ("strategy", "steps", "step_time") if options.get(k)}
     try:
-        return ReleaseSettings.model_validate({**base.model_dump(), **changes})
+        return ReleaseSettings.model_validate({**(plain(base) if base else {}), **changes})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "release"

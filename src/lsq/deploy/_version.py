@@ -15,7 +15,7 @@ from typing import Any
 
 from lsq.errors import UsageError
 from lsq.manifest import AppConfig
-from lsq.manifest._schema import plain
+from lsq.manifest._frozen import plain
 
 GIT_TIMEOUT = 60.0
 

@@ -14,14 +14,16 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsq.errors import GatewayError
 from lsq.gateway import _compiled
 from lsq.gateway._outlier import EVENTS_KEPT
 from lsq.gateway._stats import merge, summarize
 from lsq.gateway._table import RoutingTable
-from lsq.manifest._schema import Gateway as GatewaySettings
+
+if TYPE_CHECKING:  # the runtime reads a frozen app (lsq.manifest._frozen), not the schema
+    from lsq.manifest._schema import Gateway as GatewaySettings
 
 log = logging.getLogger("lsq.gateway")
 

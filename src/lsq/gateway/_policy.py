@@ -193,9 +193,9 @@ def _declared(service: Any) -> dict[str, Any]:
 def _dump(policy: Any) -> dict[str, Any]:
     if policy is None:
         return {}
-    if hasattr(policy, "model_dump"):
-        from lsq.manifest._schema import plain
+    from lsq.manifest._frozen import is_model, plain
 
+    if is_model(policy):  # from the manifest: a model, or its frozen form
         return plain(policy, exclude_none=True)
     return dict(policy)
 

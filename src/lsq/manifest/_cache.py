@@ -11,7 +11,8 @@ and the YAML parse, about 0.1 s of CPU, while the services it is about to
 start need every core; checking the cache costs a few file reads and hashes.
 
 The file is one JSON line (what to compare, readable without importing the
-schema) and a pickle of the `AppConfig`, which only the runtime loads.
+schema) and a pickle of the `AppConfig` with its manifest frozen
+(`lsq.manifest._frozen`), which only the runtime loads, without pydantic.
 It is written with mode 0600, as it holds the services' environment. A
 manifest that loaded with warnings is not cached, so that they are shown on
 every `lsq up`. Only LSQ writes the file: it lives in the app's own `.lsq/`,
@@ -113,7 +114,9 @@ def save(app: AppConfig, state_dir: Path) -> None:
             "ingress_port": app.manifest.gateway.ingress_port,
             "name": app.name,
         }
-        data = json.dumps(header).encode() + b"\n" + pickle.dumps(app, pickle.HIGHEST_PROTOCOL)
+        # Frozen: the runtime that unpickles it need not import pydantic.
+        frozen = pickle.dumps(app.frozen(), pickle.HIGHEST_PROTOCOL)
+        data = json.dumps(header).encode() + b"\n" + frozen
         state_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(CACHE_NAME + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

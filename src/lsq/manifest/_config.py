@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsq.errors import Mark
-from lsq.manifest._schema import Manifest, Service
+
+if TYPE_CHECKING:  # a runtime reads apps without loading the schema (_frozen)
+    from lsq.manifest._schema import Manifest, Service
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,14 @@ class AppConfig:
     path and `source_digest` of its text, for the checked-manifest cache."""
     programs: tuple[tuple[str, str, str], ...] = ()
     """Each command's program as the loader checked it: (program, cwd, PATH)."""
+
+    def frozen(self) -> AppConfig:
+        """This app with its manifest as plain read-only objects
+        (`lsq.manifest._frozen`): what the CLI hands a runtime, which can
+        then read it without importing pydantic."""
+        from lsq.manifest._frozen import freeze
+
+        return dataclasses.replace(self, manifest=freeze(self.manifest))
 
     @property
     def root(self) -> Path:

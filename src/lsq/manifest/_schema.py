@@ -21,24 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """`500ms`, `2s`, `1.5m`, `1h` or a bare number of seconds, as seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 2s or 500ms, found {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"expected a duration of 0 or more, found {value}")
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(f"expected a duration such as 2s or 500ms, found {value!r}")
-
+# Both live beside the models' frozen forms (no pydantic there); imported
+# here for the schema's users.
+from lsq.manifest._frozen import parse_duration, plain  # noqa: F401
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -48,43 +33,9 @@ SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGK
 
 class _Model(BaseModel):
     # The validators and serializers are built on first use, not at import:
-    # `lsq up -d` from the manifest cache (lsq.manifest._cache) unpickles
-    # validated objects and, with `plain`, never needs them.
+    # a process that only reads models (a runtime given an app the CLI
+    # checked, as pydantic objects or frozen) never needs them.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-
-def plain(model: BaseModel, *, exclude: frozenset[str] = frozenset(),
-          exclude_none: bool = False) -> dict[str, object]:
-    """A model's fields as plain data, as `model_dump()` gives them for these
-    models (strings, numbers, lists, dicts and nested models), without
-    building pydantic's serializer."""
-    out: dict[str, object] = {}
-    fields = model.__dict__  # pydantic keeps a model's field values here
-    for name in type(model).__pydantic_fields__:
-        if name in exclude:
-            continue
-        value = fields[name]
-        if type(value) not in _ATOMS:
-            value = _plain_value(value, exclude_none)
-        if value is None and exclude_none:
-            continue
-        out[name] = value
-    return out
-
-
-_ATOMS = frozenset({str, int, float, bool, type(None)})
-
-
-def _plain_value(value: object, exclude_none: bool) -> object:
-    if type(value) in _ATOMS:
-        return value
-    if isinstance(value, BaseModel):
-        return plain(value, exclude_none=exclude_none)
-    if isinstance(value, dict):
-        return {k: _plain_value(v, exclude_none) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_value(v, exclude_none) for v in value]
-    return value
 
 
 class Health(_Model):

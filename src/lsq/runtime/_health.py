@@ -13,9 +13,12 @@ import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lsq.manifest import Health
 from lsq.runtime._spawn import argv_for, group_gone, signal_group
+
+if TYPE_CHECKING:  # the runtime reads a frozen app (lsq.manifest._frozen), not the schema
+    from lsq.manifest import Health
 
 _REAP_WAIT = 0.5  # seconds a killed health command's group may take to go
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsq.gateway import (
     Backend,
@@ -22,8 +22,10 @@ from lsq.gateway import (
     ServiceEntry,
     table_policy,
 )
-from lsq.manifest import AppConfig, Service
 from lsq.registry import Change, Instance, MemoryRegistry
+
+if TYPE_CHECKING:  # the runtime reads a frozen app (lsq.manifest._frozen), not the schema
+    from lsq.manifest import AppConfig, Service
 
 DRAIN_POLL = 0.05
 

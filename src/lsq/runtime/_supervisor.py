@@ -17,9 +17,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsq.errors import ServiceError
-from lsq.manifest import AppConfig, Service
 from lsq.registry import Instance, MemoryRegistry, State
 from lsq.runtime._health import ProbeResult, probe
 from lsq.runtime._ports import REPLICA_RANGE, port_in_use, stable_candidate, who_listens
@@ -35,6 +35,9 @@ from lsq.runtime._spawn import (
     signal_number,
     spawn,
 )
+
+if TYPE_CHECKING:  # the runtime reads a frozen app (lsq.manifest._frozen), not the schema
+    from lsq.manifest import AppConfig, Service
 
 EventSink = Callable[[str, str, str, str], None]
 """(kind, message, service, instance) for every event."""
