@@ -1,8 +1,10 @@
 """The checked-manifest cache (`.lsq/manifest.cache`): a hit only while every
-file the manifest was made from, and the environment, are as they were."""
+file the manifest was made from, and the environment variables it read, are
+as they were."""
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +80,36 @@ def test_a_changed_environment_misses(cached: Path, monkeypatch: pytest.MonkeyPa
     assert lookup(cached, cached.parent / ".lsq") is None
     monkeypatch.delenv("GREETING")
     assert lookup(cached, cached.parent / ".lsq") is not None
+
+
+def test_variables_loading_did_not_read_may_change(
+    cached: Path, write: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A shell changes OLDPWD at every `cd`, a terminal sets its own TERM: a
+    # repeat start still comes from the cache. The variables `${...}` reads
+    # in the manifest and in `.env` files (set or not), and PATH, still count.
+    write("api.env", "TOKEN=${TOKEN_SOURCE:-one}\n")
+    state = cache(cached)
+    assert set(load(cached).environ_read) == {"GREETING", "TOKEN_SOURCE", "PATH"}
+    monkeypatch.setenv("OLDPWD", "/somewhere/else")
+    monkeypatch.setenv("LSQ_UNRELATED", "1")
+    assert lookup(cached, state) is not None
+    monkeypatch.setenv("TOKEN_SOURCE", "two")
+    assert lookup(cached, state) is None
+    monkeypatch.delenv("TOKEN_SOURCE")
+    assert lookup(cached, state) is not None
+    monkeypatch.setenv("PATH", os.environ["PATH"] + os.pathsep + "/nowhere")
+    assert lookup(cached, state) is None
+
+
+def test_a_cache_without_the_names_it_read_misses(cached: Path) -> None:
+    # A cache an older LSQ wrote keyed the whole environment: not trusted.
+    state = cache(cached)
+    path = state / CACHE_NAME
+    head, _, rest = path.read_bytes().partition(b"\n")
+    head = head.replace(b'"environ_read"', b'"environ_names_of_old"')
+    path.write_bytes(head + b"\n" + rest)
+    assert lookup(cached, state) is None
 
 
 def test_another_manifest_path_misses(cached: Path, write: Write) -> None:

@@ -83,6 +83,22 @@ def test_a_changed_environment_is_not_served_from_the_cache(app: App) -> None:
     assert _get(app) == "hi|one"
 
 
+def test_a_variable_the_manifest_does_not_read_keeps_the_cache(app: App) -> None:
+    # A shell changes OLDPWD at every `cd`; a new terminal has its own TERM.
+    # Neither changes what the app was loaded into: still a warm start. The
+    # services get the environment of this start, not the cached one.
+    greeter_app(app, greeting="${GREETING_FROM_SHELL:-hello}")
+    _up(app)
+    _restart(app)
+    app.env["OLDPWD"] = str(app.root / "elsewhere")
+    app.env["LSQ_TEST_UNREAD"] = "new"
+    _up(app)
+    assert _from_cache(app)
+    assert _get(app) == "hello|one"
+    pid = int(app.service("web")["instances"][0]["pid"])  # type: ignore[index]
+    assert psutil.Process(pid).environ()["LSQ_TEST_UNREAD"] == "new"
+
+
 def test_a_start_from_the_cache_reports_a_crash_loop_as_usual(app: App) -> None:
     greeter_app(app)
     _up(app)

@@ -3,10 +3,13 @@
 `lsq up` writes the `AppConfig` it loaded there, and the next `lsq up -d`
 starts from it when nothing it was made from has changed: the same manifest
 and override files, the same `.env` files (compared by content, through the
-paths the manifest names), the same environment (interpolation reads it, and
-every service inherits it), every command's program still found and
-executable (the loader would warn otherwise), the same Python and the same
-LSQ code. Loading a manifest costs the schema's import
+paths the manifest names), the same values (or absence) of each environment
+variable loading read (`${VAR}` in the manifest and `.env` files, and PATH),
+every command's program still found and executable (the loader would warn
+otherwise), the same Python and the same LSQ code. Other variables may change
+(a shell's OLDPWD does at every `cd`): what the app was loaded into does not
+depend on them, and services get the environment of the runtime's start, not
+a cached one. Loading a manifest costs the schema's import
 and the YAML parse, about 0.1 s of CPU, while the services it is about to
 start need every core; checking the cache costs a few file reads and hashes.
 
@@ -37,11 +40,10 @@ CACHE_NAME = "manifest.cache"
 _FORMAT = 1
 
 
-def _environ_digest() -> str:
-    items = sorted(os.environ.items())
-    return hashlib.sha256(
-        "\0".join(f"{k}={v}" for k, v in items).encode("utf-8", "surrogateescape")
-    ).hexdigest()
+def _environ_digest(names: list[str]) -> str:
+    """What the variables `names` are now (set to what, or unset)."""
+    parts = [f"{k}={os.environ[k]}" if k in os.environ else f"{k}\x01" for k in sorted(names)]
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _code_stamp() -> str:
@@ -106,7 +108,8 @@ def save(app: AppConfig, state_dir: Path) -> None:
             return
         header = {
             "code": _code_stamp(),
-            "environ": _environ_digest(),
+            "environ_read": list(app.environ_read),
+            "environ": _environ_digest(list(app.environ_read)),
             "manifest": str(app.path),
             "overrides": [str(p) for p in app.overrides],
             "sources": app.sources,
@@ -174,11 +177,13 @@ def lookup(manifest: Path, state_dir: Path) -> Hit | None:
     if found is None or not found[2]:
         return None
     header, _, payload = found
+    names = header.get("environ_read")
     if (
         header.get("manifest") != str(manifest)
         or header.get("overrides") != []
         or header.get("code") != _code_stamp()
-        or header.get("environ") != _environ_digest()
+        or not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+        or header.get("environ") != _environ_digest(names)
     ):
         return None
     sources = header.get("sources")

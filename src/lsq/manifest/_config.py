@@ -44,6 +44,10 @@ class AppConfig:
     path and `source_digest` of its text, for the checked-manifest cache."""
     programs: tuple[tuple[str, str, str], ...] = ()
     """Each command's program as the loader checked it: (program, cwd, PATH)."""
+    environ_read: tuple[str, ...] = ()
+    """The environment variables loading read, set or not (`${VAR}` in the
+    manifest and `.env` files, and PATH): the cache is current while they are
+    as they were, whatever else in the environment changed."""
 
     def frozen(self) -> AppConfig:
         """This app with its manifest as plain read-only objects

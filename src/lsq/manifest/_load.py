@@ -121,15 +121,28 @@ def load(
     warnings = tuple(dict.fromkeys([*loader.warnings, *missing]))
     return AppConfig(
         path, manifest, envs, dict(loader.origins), warnings, tuple(overrides),
-        dict(loader.sources), tuple(programs),
+        dict(loader.sources), tuple(programs), tuple(sorted(loader.environ.read)),
     )
+
+
+class _Reads:
+    """The environment as the loader sees it, noting each name it looks up
+    (found or not): what a cached app depends on (`AppConfig.environ_read`)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.read: set[str] = {"PATH"}  # where each command's program is looked for
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        self.read.add(name)
+        return self.environ.get(name, default)
 
 
 class _Loader:
     def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
         self.path = path
         self.root = path.parent
-        self.environ = environ
+        self.environ = _Reads(environ)
         self.origins: dict[str, Origin] = {}
         self.warnings: list[str] = []
         self.sources: dict[str, str] = {}  # each file read: path -> content digest
