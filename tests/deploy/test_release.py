@@ -171,3 +171,18 @@ def test_interrupted_release_is_recorded_and_restart_runs_one_version(app: App) 
     assert set(load.versions()) == {"two"} and not load.failed()
     newest = app.history()[0]
     assert newest["strategy"] == "up" and newest["version"] == "v2"
+
+
+def test_bad_release_options_name_the_option_and_what_was_found_once(app: App) -> None:
+    app.write(VERSION="one")
+    app.lsq("up", "-d", "--timeout", "30")
+    done = app.lsq("deploy", "web", "--step-time", "xyz", check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--step-time expects a duration such as 30s, 5m or 2h, found 'xyz'" in done.stderr
+    assert "--since" not in done.stderr
+    done = app.lsq("deploy", "web", "--strategy", "canary", "--steps", "50,20", check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert "steps" in line and line.count("found [50, 20]") == 1, line
+    # Neither began a release: the history holds only the version `up` started.
+    assert [h["strategy"] for h in app.history()] == ["up"]

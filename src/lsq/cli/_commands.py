@@ -190,10 +190,12 @@ def ps(ctx: Context, as_json: bool) -> None:
 # -- logs ---------------------------------------------------------------------------
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, option: str = "--since") -> float:
+    """A command-line duration (30s, 5m, 2h, 1d, or seconds); `option` names
+    where it was given, in the error."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?", text.strip())
     if not match:
-        raise UsageError(f"--since expects a duration such as 30s, 5m or 2h, found {text!r}")
+        raise UsageError(f"{option} expects a duration such as 30s, 5m or 2h, found {text!r}")
     unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[match.group(2)]
     return float(match.group(1)) * unit
 

@@ -51,7 +51,7 @@ def deploy(ctx: Context, service: str, strategy: str | None, steps: str | None,
         return
     options: dict[str, Any] = {"strategy": strategy, "steps": _steps(steps), "ref": ref}
     if step_time:
-        options["step_time"] = parse_duration(step_time)
+        options["step_time"] = parse_duration(step_time, "--step-time")
     record = client.post(f"/v1/deploy/{service}", options)
     click.echo(f"lsq: {service}: release {record['version']} "  # type: ignore[index]
                f"({record['strategy']}) replacing {record['previous'] or 'the running one'}")  # type: ignore[index]

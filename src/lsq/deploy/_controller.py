@@ -464,9 +464,9 @@ def _settings(app: AppConfig, name: str, options: dict[str, Any]) -> ReleaseSett
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "release"
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise UsageError(
-            f"deploy {name}: {where}: {message}, found {first.get('input')!r}"
-        ) from None
+        if "found" not in message:  # a validator of ours names what it found itself
+            message += f", found {first.get('input')!r}"
+        raise UsageError(f"deploy {name}: {where}: {message}") from None
 
 
 def _all_healthy(replicas: list[Replica]) -> bool:
