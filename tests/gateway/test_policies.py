@@ -231,3 +231,41 @@ async def test_policy_switch_for_the_benchmark_turns_the_deadline_off_and_on() -
         on = (await get(gw.ports["web"])).json()["headers"]
     assert "x-lsq-deadline" in before and "x-lsq-deadline" in on
     assert "x-lsq-deadline" not in off
+
+
+async def _after_a_second(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(1.0)
+    await echo(seen, writer)
+
+
+@async_test(timeout=30)
+async def test_a_routes_policy_applies_through_the_ingress_when_its_prefix_is_stripped() -> None:
+    # `routes: [{prefix: /api, strip: true, policy: {timeout: 0.3s}}]`: the
+    # route's policy is chosen by the path the client sent (/api/...), not
+    # the stripped one the service gets (/...), which matched no route's
+    # prefix and took the service's 5 s instead.
+    slow = await Backend(_after_a_second).start()
+    tbl = table(
+        {
+            "api": {
+                "backends": [slow.entry("api-0")],
+                "routes": [{"prefix": "/api", "strip": True}],
+                "policy": {"timeout": 5.0, "retries": {"attempts": 1},
+                           "routes": [{"prefix": "/api", "timeout": 0.3}]},
+            },
+        },
+        ingress=0,
+    )
+    async with running_gateway(tbl) as gw:
+        assert gw.ingress_port
+        started = time.monotonic()
+        through_ingress = await get(gw.ingress_port, "/api/slow")
+        took = time.monotonic() - started
+        # By Host, nothing is stripped and /slow is under no route's prefix.
+        by_host = await get(gw.ingress_port, "/slow",
+                            headers={"Host": f"api.localhost:{gw.ingress_port}"})
+        direct = await get(gw.ports["api"], "/api/slow")
+    assert through_ingress.status == 504 and took < 0.9, (through_ingress.status, took)
+    assert slow.seen[0].path == "/slow"  # the service still got the stripped path
+    assert by_host.status == 200  # the service's 5 s
+    assert direct.status == 504  # on its own address, /api/slow is under the route

@@ -526,12 +526,14 @@ class ClientConn:
             if ctx.policies:
                 # _deadline, inlined for its common case: no incoming deadline,
                 # and the line made for this millisecond is there to reuse.
+                # A route's policy by the path as the client sent it (see
+                # `_deadline`).
                 policy = req.policy = (
-                    service.policy_for(path) if service.routes else service.policy
+                    service.policy_for(url) if service.routes else service.policy
                 )
                 now = ctx.clock()
                 if incoming > 0.0 or now != policy.line_at:
-                    line = self._deadline(req, service, path, incoming)
+                    line = self._deadline(req, service, url, incoming)
                 else:
                     req.deadline = now + policy.timeout
                     line = policy.line
@@ -552,7 +554,7 @@ class ClientConn:
         return True
 
     def _deadline(
-        self, req: Request, service: ServiceState, path: bytes, incoming: float
+        self, req: Request, service: ServiceState, sent: bytes, incoming: float
     ) -> bytes:
         """Choose the request's policy and deadline; the deadline line and the
         blank line that ends the head.
@@ -561,7 +563,10 @@ class ClientConn:
         for the loop's current millisecond (the loop clock has that
         resolution): under load most requests reuse it.
         """
-        policy = req.policy = service.policy_for(path) if service.routes else service.policy
+        # A route's policy by the path as the client `sent` it (origin form),
+        # not the upstream path, which the ingress may have stripped of the
+        # route's prefix.
+        policy = req.policy = service.policy_for(sent) if service.routes else service.policy
         now = self.ctx.clock()
         wall = _wall()
         limit = wall + policy.timeout
@@ -687,15 +692,16 @@ class ClientConn:
         path = req.url
         if path[:1] != b"/" and b"://" in path[:12]:
             path = b"/" + path.split(b"/", 3)[3] if path.count(b"/") >= 3 else b"/"
+        sent = path
         path = self._resolve(req, host, path)
         service = req.service
         if service is None:
             return
         if service.external and service.backends:
             path = service.backends[0].base_path + path
-        req.head = self._build_head(req, path, host)
+        req.head = self._build_head(req, path, host, sent)
 
-    def _build_head(self, req: Request, path: bytes, host: bytes) -> bytes:
+    def _build_head(self, req: Request, path: bytes, host: bytes, sent: bytes) -> bytes:
         lines = [req.method, b" ", path, b" HTTP/1.1\r\n"]
         found: dict[bytes, bytes] = {}
         for name, value in req.headers:
@@ -726,7 +732,7 @@ class ClientConn:
         if self.ctx.policies and req.service is not None:
             req.idem = b"idempotency-key" in found
             incoming = _float(found.get(b"x-lsq-deadline", b""))
-            lines.append(self._deadline(req, req.service, path, incoming))
+            lines.append(self._deadline(req, req.service, sent, incoming))
         else:
             lines.append(b"\r\n")
         return b"".join(lines)
