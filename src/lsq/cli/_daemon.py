@@ -545,7 +545,7 @@ def _run_child(
             except Exception as exc:  # a start the usual way is still possible
                 print(f"lsq: warm start skipped: {exc!r}", flush=True)
             early = len(_warm.early.starts) if _warm.early else 0
-            print("lsq: lsq.yaml, its .env files and the environment are unchanged: "
+            print("lsq: lsq.yaml, its .env files and the variables they read are unchanged: "
                   f"starting from .lsq/manifest.cache ({early} replicas started early)",
                   flush=True)
             app = app()
