@@ -39,9 +39,12 @@ def _svc(backends: list[dict[str, Any]], **policy: Any) -> dict[str, Any]:
 _NO_EJECT = {"consecutive_failures": 1000}
 
 
-async def _slow_echo(seen: Seen, writer: asyncio.StreamWriter) -> None:
-    await asyncio.sleep(0.005)
-    await echo(seen, writer)
+def _echo_after(seconds: float) -> Any:
+    async def handler(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(seconds)
+        await echo(seen, writer)
+
+    return handler
 
 
 @async_test(timeout=40)
@@ -50,7 +53,7 @@ async def test_b42_failing_replica_is_ejected_and_the_healthy_one_keeps_serving(
     # wins) then keeps sending to the failing one until it is ejected,
     # rather than leaving it alone after one failure, as it did when the
     # first answers' timing happened to favour the healthy one.
-    good = await Backend(_slow_echo).start()
+    good = await Backend(_echo_after(0.005)).start()
     bad = await Backend(_status(500)).start()
     tbl = _svc([good.entry("web-1"), bad.entry("web-2")])
     async with running_gateway(tbl) as gw:
@@ -233,18 +236,13 @@ async def test_policy_switch_for_the_benchmark_turns_the_deadline_off_and_on() -
     assert "x-lsq-deadline" not in off
 
 
-async def _after_a_second(seen: Seen, writer: asyncio.StreamWriter) -> None:
-    await asyncio.sleep(1.0)
-    await echo(seen, writer)
-
-
 @async_test(timeout=30)
 async def test_a_routes_policy_applies_through_the_ingress_when_its_prefix_is_stripped() -> None:
     # `routes: [{prefix: /api, strip: true, policy: {timeout: 0.3s}}]`: the
     # route's policy is chosen by the path the client sent (/api/...), not
     # the stripped one the service gets (/...), which matched no route's
     # prefix and took the service's 5 s instead.
-    slow = await Backend(_after_a_second).start()
+    slow = await Backend(_echo_after(1.0)).start()
     tbl = table(
         {
             "api": {
