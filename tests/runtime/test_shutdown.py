@@ -372,9 +372,14 @@ def test_an_up_right_after_the_runtime_was_killed_waits_for_its_guard(app: App) 
 
 
 def _guard_of(runtime: psutil.Process) -> psutil.Process | None:
+    """The runtime's live guard. A killed one stays a zombie until the runtime
+    reaps it: it has no command line then, and is not the guard any more."""
     for child in runtime.children():
-        if "lsq/runtime/_guard.py" in " ".join(child.cmdline()):
-            return child
+        try:
+            if "lsq/runtime/_guard.py" in " ".join(child.cmdline()):
+                return child
+        except psutil.Error:  # a zombie, or gone meanwhile
+            continue
     return None
 
 
