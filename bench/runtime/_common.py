@@ -223,6 +223,32 @@ def lsq_runtime_pid(folder: Path) -> int:
     return int(data["pid"])
 
 
+def lsq_parts(runtime: int) -> dict[str, int]:
+    """LSQ's own processes: the runtime, its guard, its gateway workers."""
+    parts = {"lsq runtime": runtime}
+    for kid in psutil.Process(runtime).children():
+        line = " ".join(kid.cmdline())
+        if "lsq.runtime._guard" in line or "lsq/runtime/_guard.py" in line:
+            parts["lsq guard"] = kid.pid
+        elif "lsq.gateway" in line or kid.name() == "lsq-gateway":
+            parts[f"lsq gateway {len(parts) - 1}"] = kid.pid
+    return parts
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of `pid` so far (not its children's), from
+    `/proc/PID/task/*/schedstat`: to the nanosecond, where /proc/PID/stat
+    counts clock ticks (10 ms), too coarse for one start."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+        except OSError:  # the thread ended meanwhile
+            continue
+    return total / 1e9
+
+
 def lsq_down(folder: Path) -> None:
     subprocess.run(
         [str(LSQ), "down"], cwd=folder, check=True, capture_output=True, timeout=60

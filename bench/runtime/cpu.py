@@ -7,8 +7,8 @@ Usage: .venv/bin/python bench/runtime/cpu.py [--rounds 5] [--services 50] [--rep
 Each round is a first `lsq up -d` in a new app folder (with `--repeat`, a
 start in the same folder again, from the manifest cache), then the bare
 asyncio launcher. Right after `lsq up -d` returns, it reads the CPU time of
-the runtime, its gateway worker, its guard and every service from
-`/proc/PID/task/*/schedstat` (all threads), and the CLI's from `getrusage`
+the runtime, its gateway worker, its guard and every service
+(`_common.cpu_seconds`: all threads, to the nanosecond), and the CLI's from `getrusage`
 (the CLI is the only child this script waits for). For the bare launcher it
 takes the launcher's own `getrusage` (it runs in this process) and the
 services' schedstat.
@@ -21,7 +21,6 @@ here explain most of the start-up benchmark's ratios.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import subprocess
@@ -29,23 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c
 
 
 def cpu_ms(pid: int) -> float:
-    """CPU time of every thread of `pid` so far, in milliseconds."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
-                total += int(stat.read().split()[0])
-        except OSError:  # the thread ended meanwhile
-            continue
-    return total / 1e6
+    return c.cpu_seconds(pid) * 1000
 
 
 def _own_cpu(who: int) -> float:
@@ -64,17 +53,11 @@ def lsq_round(count: int, repeat: bool) -> dict[str, float]:
     subprocess.run([str(c.LSQ), "up", "-d"], cwd=folder, check=True, capture_output=True)
     found = {"seconds": time.monotonic() - t0, "cli": _own_cpu(resource.RUSAGE_CHILDREN) - before}
     runtime = c.lsq_runtime_pid(folder)
+    parts = c.lsq_parts(runtime)
     found["runtime"] = cpu_ms(runtime)
-    services = {pid for pid, _ in c.lsq_instances(folder)}
-    found["services"] = sum(cpu_ms(pid) for pid in services)
-    found["gateway worker"] = found["guard"] = 0.0
-    for proc in psutil.Process(runtime).children(recursive=True):
-        if proc.pid not in services and "gateway" in proc.name():
-            found["gateway worker"] += cpu_ms(proc.pid)
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if "lsq/runtime/_guard.py" in cmdline and str(folder) in cmdline:
-            found["guard"] += cpu_ms(proc.pid)
+    found["gateway worker"] = sum(cpu_ms(p) for n, p in parts.items() if "gateway" in n)
+    found["guard"] = cpu_ms(parts["lsq guard"]) if "lsq guard" in parts else 0.0
+    found["services"] = sum(cpu_ms(pid) for pid, _ in c.lsq_instances(folder))
     c.lsq_down(folder)
     if not repeat:
         c.cleanup(folder)

@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/runtime/overhead.py [--windows 3] [--window 30]
 
 Starts the same 50 trivial services under `lsq up -d` and under circusd, both
 at once, then lets them idle. Over each window (default 3 x 30 s) it reads
-utime+stime from /proc/PID/stat of every supervisor process and, after each
+the CPU time of every supervisor process (`_common.cpu_seconds`) and, after each
 window, its memory (RSS, USS, PSS from psutil's memory_full_info). For LSQ the
 runtime (PID in .lsq/runtime.json), its guard and its gateway worker(s) are
 listed apart and summed. Figures are min / median / max over the windows.
@@ -14,7 +14,6 @@ listed apart and summed. Figures are min / median / max over the windows.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -26,31 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c
 
-TICKS = os.sysconf("SC_CLK_TCK")
 MB = 1024 * 1024
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process itself (children not included)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def memory(pid: int) -> tuple[float, float, float]:
     info = psutil.Process(pid).memory_full_info()
     return info.rss / MB, info.uss / MB, info.pss / MB
-
-
-def lsq_parts(runtime: int) -> dict[str, int]:
-    parts = {"lsq runtime": runtime}
-    for kid in psutil.Process(runtime).children():
-        line = " ".join(kid.cmdline())
-        if "lsq.runtime._guard" in line or "lsq/runtime/_guard.py" in line:
-            parts["lsq guard"] = kid.pid
-        elif "lsq.gateway" in line or kid.name() == "lsq-gateway":
-            parts[f"lsq gateway {len(parts) - 1}"] = kid.pid
-    return parts
 
 
 def measure(
@@ -60,12 +40,12 @@ def measure(
         name: {"cpu": [], "rss": [], "uss": [], "pss": []} for name in parts
     }
     for i in range(windows):
-        before = {n: cpu_seconds(p) for n, p in parts.items()}
+        before = {n: c.cpu_seconds(p) for n, p in parts.items()}
         t0 = time.monotonic()
         time.sleep(window)
         elapsed = time.monotonic() - t0
         for name, pid in parts.items():
-            share = (cpu_seconds(pid) - before[name]) / elapsed * 100
+            share = (c.cpu_seconds(pid) - before[name]) / elapsed * 100
             rss, uss, pss = memory(pid)
             for key, value in zip(("cpu", "rss", "uss", "pss"), (share, rss, uss, pss)):
                 seen[name][key].append(value)
@@ -112,7 +92,7 @@ def main() -> None:
     lsq = c.start_lsq(args.services)
     circus = c.start_circus(args.services)
     try:
-        parts = lsq_parts(lsq.manager_pids[0])
+        parts = c.lsq_parts(lsq.manager_pids[0])
         parts["circusd"] = circus.manager_pids[0]
         time.sleep(3)  # let both settle after start-up
         seen = measure(parts, args.windows, args.window)

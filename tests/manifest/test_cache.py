@@ -183,7 +183,7 @@ RICH = """
 def test_plain_gives_what_model_dump_gives(write: Write) -> None:
     # Release versions are identified by a hash of `plain(service)`, which
     # older runtimes computed with model_dump(mode="json"): both must agree.
-    from lsq.manifest._schema import plain
+    from lsq.manifest._frozen import plain
 
     app = load(write("lsq.yaml", RICH))
     for svc in app.services.values():

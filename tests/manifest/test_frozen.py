@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from lsq.manifest import AppConfig, _schema
-from lsq.manifest._frozen import CLASSES, FIELDS, Frozen, freeze, is_model, plain
+from lsq.manifest._frozen import FIELDS, freeze, is_model, plain
 
 Load = Callable[..., AppConfig]
 
@@ -96,6 +96,8 @@ def test_a_frozen_app_unpickles_without_pydantic(load_app: Load) -> None:
     assert seen.stdout.decode().split() == ["5", "/v1", "[]"], seen.stderr.decode()
 
 
-def test_frozen_classes_are_frozen_forms() -> None:
-    assert set(CLASSES) == set(FIELDS)
-    assert all(issubclass(cls, Frozen) and cls.fields == FIELDS[n] for n, cls in CLASSES.items())
+
+def test_freezing_a_frozen_app_gives_it_back(load_app: Load) -> None:
+    # The CLI freezes once, for the cache and the runtime alike.
+    frozen = load_app(RICH).frozen()
+    assert frozen.frozen() is frozen

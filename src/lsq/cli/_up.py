@@ -43,6 +43,7 @@ def start_detached_and_follow(
 
     state = app.root / ".lsq"
     state.mkdir(parents=True, exist_ok=True)
+    app = app.frozen()  # once, for the cache and the runtime alike
     save(app, state)  # the next `lsq up -d` may start from it (lsq.cli._early)
     # The manifest is loaded and checked already: hand it to a runtime forked
     # from here rather than start a new interpreter that would import and

@@ -73,6 +73,5 @@ class ControlClient:
         )
 
 
-
 def _stopped(pid: int) -> bool:
     return process_state(pid) == "T"  # stopped by a signal

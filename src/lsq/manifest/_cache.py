@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ CACHE_NAME = "manifest.cache"
 _FORMAT = 1
 
 
-def _environ_digest(names: list[str]) -> str:
+def _environ_digest(names: Sequence[str]) -> str:
     """What the variables `names` are now (set to what, or unset)."""
     parts = [f"{k}={os.environ[k]}" if k in os.environ else f"{k}\x01" for k in sorted(names)]
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
@@ -109,7 +110,7 @@ def save(app: AppConfig, state_dir: Path) -> None:
         header = {
             "code": _code_stamp(),
             "environ_read": list(app.environ_read),
-            "environ": _environ_digest(list(app.environ_read)),
+            "environ": _environ_digest(app.environ_read),
             "manifest": str(app.path),
             "overrides": [str(p) for p in app.overrides],
             "sources": app.sources,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,10 +51,12 @@ class AppConfig:
     def frozen(self) -> AppConfig:
         """This app with its manifest as plain read-only objects
         (`lsq.manifest._frozen`): what the CLI hands a runtime, which can
-        then read it without importing pydantic."""
-        from lsq.manifest._frozen import freeze
+        then read it without importing pydantic. Itself if it is frozen."""
+        from lsq.manifest._frozen import Frozen, freeze
 
-        return dataclasses.replace(self, manifest=freeze(self.manifest))
+        if isinstance(self.manifest, Frozen):
+            return self
+        return replace(self, manifest=freeze(self.manifest))
 
     @property
     def root(self) -> Path:

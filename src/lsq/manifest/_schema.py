@@ -21,9 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-# Both live beside the models' frozen forms (no pydantic there); imported
-# here for the schema's users.
-from lsq.manifest._frozen import parse_duration, plain  # noqa: F401
+# Beside the models' frozen forms, which need no pydantic (the fault API
+# parses durations too).
+from lsq.manifest._frozen import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 

@@ -62,20 +62,9 @@ def wait_for_guard(state_dir: Path) -> None:
     """Wait until the guard of a runtime that died lets go of the app's lock
     (`lsq.runtime._guard`: it holds it while it ends the runtime's
     processes), so that a new runtime can take it."""
-    try:
-        fd = os.open(state_dir / "lock", os.O_RDWR)
-    except OSError:
-        return
-    try:
-        deadline = time.monotonic() + GRACE + 1.0
-        while time.monotonic() < deadline:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                time.sleep(0.02)
-    finally:
-        os.close(fd)  # lets go of it too
+    deadline = time.monotonic() + GRACE + 1.0
+    while _lock_held(state_dir) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _alive(pid: int) -> bool:
