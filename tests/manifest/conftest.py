@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lsq.errors import ManifestError
 from lsq.manifest import AppConfig, load
 
 Write = Callable[..., Path]
@@ -60,8 +61,33 @@ def write(tmp_path: Path) -> Write:
 
 
 @pytest.fixture
-def load_app(write: Write) -> Load:
-    """load_app(manifest_text, environ={}, files={name: text}, overrides=[names])."""
+def load_app(write: Write, monkeypatch: pytest.MonkeyPatch) -> Load:
+    """load_app(manifest_text, environ={}, files={name: text}, overrides=[names]).
+
+    Every manifest is also loaded `frozen`, as a first `lsq up -d` loads it:
+    the compiled schema (`lsq.manifest._core`) must accept exactly what the
+    models accept and give the same app, and a refused one the same error."""
+    from pydantic import ValidationError
+
+    from lsq.manifest import _core
+    from lsq.manifest._frozen import freeze
+    from lsq.manifest._schema import Manifest
+
+    answers: list[object] = []
+    compiled = _core.validate
+
+    def validate(data: object) -> object:
+        answer = compiled(data)
+        try:
+            expected = freeze(Manifest.model_validate(data))
+        except ValidationError:
+            assert answer is None, f"the compiled schema accepted what the models refuse: {data}"
+        else:
+            assert answer == expected, f"the compiled schema and the models differ on {data}"
+        answers.append(answer)
+        return answer
+
+    monkeypatch.setattr(_core, "validate", validate)
 
     def _load(
         text: str,
@@ -74,7 +100,19 @@ def load_app(write: Write) -> Load:
             write(name, body)
         path = write("lsq.yaml", text)
         extra = [path.parent / name for name in overrides]
-        return load(path, environ=environ or {}, overrides=extra)
+        answers.clear()
+        try:
+            app = load(path, environ=environ or {}, overrides=extra)
+        except ManifestError as exc:
+            with pytest.raises(ManifestError) as frozen_error:
+                load(path, environ=environ or {}, overrides=extra, frozen=True)
+            assert str(frozen_error.value) == str(exc)
+            raise
+        assert not answers, "a plain load used the compiled schema"
+        frozen = load(path, environ=environ or {}, overrides=extra, frozen=True)
+        assert answers and answers[0] is not None, "the compiled schema refused a valid manifest"
+        assert frozen == app.frozen()
+        return app
 
     return _load
 

@@ -151,7 +151,7 @@ def _load_and_start(manifest: Path, timeout: float | None) -> None:
 
     # Modules are loaded: a Ctrl-C from here on aborts (KeyboardInterrupt).
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    app = load(manifest.resolve())
+    app = load(manifest.resolve(), frozen=True)  # without pydantic, if it is valid
     for warning in app.warnings:
         sys.stderr.write(f"lsq: warning: {warning}\n")
     check_startable(app)

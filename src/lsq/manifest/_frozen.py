@@ -11,14 +11,17 @@ A runtime only reads them; what it validates later (a release's manifest,
 a fault) loads the schema then.
 
 A test holds `FIELDS` to the schema's models. Here too: `plain`, the fields
-of a model or of its frozen form as plain data, and `parse_duration`, which
-the schema and the fault API share.
+of a model or of its frozen form as plain data, `replace` for either, and
+`parse_duration`, which the schema and the fault API share. The compiled
+schema (`lsq.manifest._core`) builds frozen models straight from a manifest.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
+
+M = TypeVar("M")
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "Health": ("http", "tcp", "command", "interval", "timeout", "start_period",
@@ -105,6 +108,14 @@ def freeze(value: Any) -> Any:
     if isinstance(value, list):
         return [freeze(item) for item in value]
     return value
+
+
+def replace(model: M, **changes: Any) -> M:
+    """`model` (a schema model or a frozen one) with `changes` to its fields."""
+    if isinstance(model, Frozen):
+        values = {name: getattr(model, name) for name in model.fields}
+        return type(model)(**{**values, **changes})  # type: ignore[return-value]
+    return model.model_copy(update=changes)  # type: ignore[attr-defined,no-any-return]
 
 
 def is_model(value: object) -> bool:

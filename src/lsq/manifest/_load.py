@@ -5,6 +5,10 @@ interpolate `${VAR}` and turn the tree into plain data, noting the origin of
 every value; validate with the schema; read `.env` files and merge each
 service's environment; drop the variables LSQ sets itself; check what spans
 fields and services; resolve the default `depends_on` conditions.
+
+`load(..., frozen=True)` checks with the compiled schema (`lsq.manifest._core`)
+and never loads pydantic for a valid manifest; the models check the rest and
+say what is wrong. Either way, errors are the models' and read the same.
 """
 
 from __future__ import annotations
@@ -14,12 +18,11 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+from typing import TYPE_CHECKING
 
 from lsq.errors import ManifestError, Mark
 from lsq.manifest._cache import missing_program, source_digest
+from lsq.manifest import _core
 from lsq.manifest._config import AppConfig, Origin
 from lsq.manifest._dotenv import Dotenv, parse_dotenv
 from lsq.manifest._interpolate import (
@@ -29,17 +32,16 @@ from lsq.manifest._interpolate import (
     expand,
     is_instance_variable,
 )
+from lsq.manifest._frozen import replace
 from lsq.manifest._names import env_name
-from lsq.manifest._schema import (
-    NAME_PATTERN,
-    Gateway,
-    Health,
-    Manifest,
-    Restart,
-    Route,
-    Service,
-)
+from lsq.manifest._rules import NAME_PATTERN
 from lsq.manifest._yaml import Node, merge_override, parse, place_of
+
+if TYPE_CHECKING:  # a valid manifest loaded `frozen` needs no pydantic
+    from pydantic import BaseModel
+    from pydantic_core import ErrorDetails
+
+    from lsq.manifest._schema import Manifest, Service
 
 # With the gateway, a fixed `port` is the service's stable address and each
 # replica listens on a private port, so this becomes valid. Flip it here.
@@ -94,11 +96,13 @@ def load(
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Sequence[Path] = (),
+    frozen: bool = False,
 ) -> AppConfig:
     """Read, interpolate, validate and check an app's manifest.
 
     `environ` is where `${VAR}` looks (default: `os.environ`); each file in
-    `overrides` is merged onto the manifest in order. In the result, both
+    `overrides` is merged onto the manifest in order. With `frozen`, the
+    app's manifest is frozen (`AppConfig.frozen`). In the result, both
     `AppConfig.env[name]` and `manifest.services[name].env` hold the merged
     environment (`.env` files, then `env:`), without the variables LSQ sets.
     """
@@ -109,7 +113,7 @@ def load(
         tree = merge_override(tree, loader.read(Path(extra), override=True))
     data = loader.plain(tree, ())
     _check_names(tree)
-    manifest = _validate(data, tree)
+    manifest = (frozen and _core.validate(data)) or _validate(data, tree)
     envs = {
         name: loader.service_env(name, svc, tree)
         for name, svc in manifest.services.items()
@@ -119,10 +123,11 @@ def load(
     missing = _check_commands(manifest, tree, envs, path.parent, programs)
     manifest = _resolve(manifest, envs)
     warnings = tuple(dict.fromkeys([*loader.warnings, *missing]))
-    return AppConfig(
+    app = AppConfig(
         path, manifest, envs, dict(loader.origins), warnings, tuple(overrides),
         dict(loader.sources), tuple(programs), tuple(sorted(loader.environ.read)),
     )
+    return app.frozen() if frozen else app
 
 
 class _Reads:
@@ -457,6 +462,10 @@ _FIX = {
 
 
 def _validate(data: object, tree: Node) -> Manifest:
+    from pydantic import ValidationError
+
+    from lsq.manifest._schema import Manifest
+
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
@@ -557,19 +566,26 @@ def _unknown_key(error: ErrorDetails, tree: Node) -> ManifestError:
     )
 
 
-# Sections whose keys are often written one level too far out: (the key of
-# the section, or None for any service, the model of its keys).
-_NESTED: dict[type[BaseModel] | None, tuple[tuple[str | None, type[BaseModel]], ...]] = {
-    Service: (("health", Health), ("restart", Restart), ("gateway", Gateway)),
-    Manifest: (("gateway", Gateway), (None, Service)),
-}
+def _nested(model: type[BaseModel] | None) -> tuple[tuple[str | None, type[BaseModel]], ...]:
+    """Sections whose keys are often written one level too far out, from
+    `model`: (the key of the section, or None for any service, the model of
+    its keys)."""
+    from lsq.manifest._schema import Gateway, Health, Manifest, Restart, Service
+
+    nested: dict[type[BaseModel], tuple[tuple[str | None, type[BaseModel]], ...]] = {
+        Service: (("health", Health), ("restart", Restart), ("gateway", Gateway)),
+        Manifest: (("gateway", Gateway), (None, Service)),
+    }
+    return nested.get(model, ()) if model else ()
 
 
 def _nested_hint(key: str, parent: Sequence[str | int], tree: Node,
                  model: type[BaseModel] | None, *, fuzzy: bool) -> str | None:
     """Where `key` belongs when it is a key (with `fuzzy`, a typo of one) of
     a section next to where it was written; None otherwise."""
-    for section, inner in _NESTED.get(model, ()):
+    from lsq.manifest._schema import Service
+
+    for section, inner in _nested(model):
         fields = list(inner.model_fields)
         exact = key in fields
         close = difflib.get_close_matches(key, fields, n=1) if fuzzy else []
@@ -595,6 +611,8 @@ def _nested_hint(key: str, parent: Sequence[str | int], tree: Node,
 
 
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    from lsq.manifest._schema import Gateway, Health, Manifest, Restart, Route, Service
+
     shape = tuple(
         "*" if i == 1 and loc[0] == "services" else p for i, p in enumerate(loc)
     )
@@ -832,7 +850,5 @@ def _resolve(manifest: Manifest, envs: dict[str, dict[str, str]]) -> Manifest:
             dep: cond or ("healthy" if services[dep].health is not None else "started")
             for dep, cond in service.depends_on.items()
         }
-        resolved[name] = service.model_copy(
-            update={"depends_on": depends, "env": envs[name]}
-        )
-    return manifest.model_copy(update={"services": resolved})
+        resolved[name] = replace(service, depends_on=depends, env=envs[name])
+    return replace(manifest, services=resolved)

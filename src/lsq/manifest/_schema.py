@@ -8,7 +8,6 @@ reference and follows this module.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -23,11 +22,12 @@ from pydantic import (
 
 # Beside the models' frozen forms, which need no pydantic (the fault API
 # parses durations too).
+from lsq.manifest import _rules as rules
 from lsq.manifest._frozen import parse_duration
+from lsq.manifest._rules import NAME_PATTERN
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL")
 
 
@@ -50,14 +50,7 @@ class Health(_Model):
     failure_threshold: int = Field(3, ge=1)
     success_threshold: int = Field(1, ge=1)
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> Health:
-        kinds = [self.http is not None, self.tcp, self.command is not None]
-        if sum(kinds) != 1:
-            raise ValueError("set exactly one of http, tcp or command")
-        if self.http is not None and not self.http.startswith("/"):
-            raise ValueError(f"http must be a path starting with '/', found {self.http!r}")
-        return self
+    _one_kind = model_validator(mode="after")(rules.one_health_kind)
 
 
 class Restart(_Model):
@@ -70,22 +63,7 @@ class Restart(_Model):
     reset_after: Duration = Field(60.0, description="Uptime after which the count resets.")
 
 
-def _restart_shorthand(value: object) -> object:
-    # `restart: always` is the short form of `restart: {policy: always}`.
-    if isinstance(value, str):
-        return {"policy": value}
-    return value
-
-
 Condition = Literal["started", "healthy", "completed"]
-
-
-def _depends_shorthand(value: object) -> object:
-    # `depends_on: [db]` means: wait for db to be healthy (or started, if it
-    # has no health check; the loader resolves that default).
-    if isinstance(value, list):
-        return {name: None for name in value}
-    return value
 
 
 class Retries(_Model):
@@ -141,12 +119,7 @@ class Route(_Model):
         None, description="Overrides of the service's policy for this prefix."
     )
 
-    @field_validator("prefix")
-    @classmethod
-    def _slash(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"prefix must start with '/', found {value!r}")
-        return value
+    _slash = field_validator("prefix")(rules.prefix_slash)
 
 
 class SmokeRequest(_Model):
@@ -157,12 +130,7 @@ class SmokeRequest(_Model):
     status: int = Field(200, ge=100, le=599, description="The status expected.")
     contains: str | None = Field(None, description="Text the body must contain.")
 
-    @field_validator("path")
-    @classmethod
-    def _slash(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"path must start with '/', found {value!r}")
-        return value
+    _slash = field_validator("path")(rules.path_slash)
 
 
 class Analysis(_Model):
@@ -190,12 +158,7 @@ class Release(_Model):
     smoke: list[SmokeRequest] = Field(default_factory=list)
     analysis: Analysis = Field(default_factory=Analysis)
 
-    @field_validator("steps")
-    @classmethod
-    def _rising(cls, value: list[int]) -> list[int]:
-        if not value or any(not 0 < v <= 100 for v in value) or value != sorted(set(value)):
-            raise ValueError(f"steps must rise within 1..100, such as [5, 25, 100], found {value}")
-        return value if value[-1] == 100 else [*value, 100]
+    _rising = field_validator("steps")(rules.rising_steps)
 
 
 class Service(_Model):
@@ -213,9 +176,9 @@ class Service(_Model):
     replicas: Annotated[int, Strict()] = Field(1, ge=0, le=256)
     health: Health | None = None
     depends_on: Annotated[
-        dict[str, Condition | None], BeforeValidator(_depends_shorthand)
+        dict[str, Condition | None], BeforeValidator(rules.depends_shorthand)
     ] = Field(default_factory=dict)
-    restart: Annotated[Restart, BeforeValidator(_restart_shorthand)] = Field(
+    restart: Annotated[Restart, BeforeValidator(rules.restart_shorthand)] = Field(
         default_factory=Restart
     )
     startup_timeout: Duration = Field(
@@ -237,20 +200,8 @@ class Service(_Model):
         None, description="How `lsq deploy` rolls out a new version (docs/deploy.md)."
     )
 
-    @field_validator("env_file", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _command_or_external(self) -> Service:
-        if self.external is None and self.command is None:
-            raise ValueError("set command (what to run) or external (a URL)")
-        if self.external is not None and self.command is not None:
-            raise ValueError("set either command or external, not both")
-        if self.external is not None and not re.match(r"^https?://", self.external):
-            raise ValueError(f"external must be an http(s) URL, found {self.external!r}")
-        return self
+    _one_or_many = field_validator("env_file", mode="before")(rules.one_or_many)
+    _command_or_external = model_validator(mode="after")(rules.command_or_external)
 
 
 class Gateway(_Model):
@@ -274,12 +225,4 @@ class Manifest(_Model):
     services: dict[str, Service]
     gateway: Gateway = Field(default_factory=Gateway)
 
-    @field_validator("services")
-    @classmethod
-    def _names(cls, value: dict[str, Service]) -> dict[str, Service]:
-        for name in value:
-            if not re.match(NAME_PATTERN, name):
-                raise ValueError(
-                    f"service name {name!r} must be lowercase letters, digits, '.', '_' or '-'"
-                )
-        return value
+    _names = field_validator("services")(rules.service_names)
