@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pydantic
+import pydantic_core
 import pytest
 from pydantic import ValidationError
 
@@ -124,6 +126,13 @@ CASES: dict[str, Any] = {
     "duration in hours": _with((*WEB_PATH, "stop_timeout"), "2h"),
     "duration none": _with((*WEB_PATH, "stop_timeout"), None),
     "depends_on list": _with((*WEB_PATH, "depends_on"), ["db", "job"]),
+    "duration too large for a float": _with((*WEB_PATH, "stop_timeout"), 10**400),
+    "duration infinite": _with((*WEB_PATH, "stop_timeout"), float("inf")),
+    "duration not a number": _with((*WEB_PATH, "stop_timeout"), float("nan")),
+    "duration of 1000 years": _with((*WEB_PATH, "stop_timeout"), 1000 * 365 * 86400),
+    "duration in hours too long": _with((*WEB_PATH, "stop_timeout"), "9" * 40 + "h"),
+    "depends_on list of lists": _with((*WEB_PATH, "depends_on"), [["db"]]),
+    "depends_on list of mappings": _with((*WEB_PATH, "depends_on"), [{"db": 1}]),
     "depends_on bad condition": _with((*WEB_PATH, "depends_on"), {"db": "ready"}),
     "depends_on a string": _with((*WEB_PATH, "depends_on"), "db"),
     "depends_on list of numbers": _with((*WEB_PATH, "depends_on"), [1]),
@@ -218,6 +227,13 @@ def test_a_compiled_schema_that_is_not_current_is_not_used(
     monkeypatch.setattr(_core_schema, "SOURCES", _core.sources_digest())
     monkeypatch.setattr(_core_schema, "PYDANTIC_CORE", "0.0.1")
     assert _core.validate({"services": {"web": WEB}}) is None
+    monkeypatch.setattr(_core, "_validator", False)
+    monkeypatch.setattr(_core_schema, "PYDANTIC_CORE", pydantic_core.__version__)
+    monkeypatch.setattr(_core_schema, "PYDANTIC", "2.0.0")
+    assert _core.validate({"services": {"web": WEB}}) is None
+    monkeypatch.setattr(_core, "_validator", False)
+    monkeypatch.setattr(_core_schema, "PYDANTIC", pydantic.VERSION)
+    assert _core.validate({"services": {"web": WEB}}) is not None
     monkeypatch.setattr(_core, "_validator", False)
 
 

@@ -305,6 +305,27 @@ def test_extension_keys_are_ignored(load_app: Load) -> None:
 
 # The bad-input table: (lsq.yaml, other files, overrides, place, key words).
 BAD = {
+    "a duration too large for a float": (
+        "services:\n  web: {command: run, stop_timeout: 1" + "0" * 400 + "}\n",
+        {},
+        (),
+        "lsq.yaml:2:37",
+        ["services.web.stop_timeout: expected a duration of at most 1000 years, found 1000"],
+    ),
+    "an infinite duration": (
+        "services:\n  web: {command: run, stop_timeout: .inf}\n",
+        {},
+        (),
+        "lsq.yaml:2:37",
+        ["services.web.stop_timeout: expected a duration of at most 1000 years, found inf"],
+    ),
+    "a list in a depends_on list": (
+        "services:\n  web: {command: run, depends_on: [[db]]}\n  db: {command: run}\n",
+        {},
+        (),
+        "lsq.yaml:2:23",
+        ["services.web.depends_on: expected a service name, found ['db']"],
+    ),
     "unknown key": (
         "services:\n  web:\n    comand: run\n",
         {},

@@ -20,7 +20,6 @@ A test checks that the written module is what this one writes now.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,6 @@ Written by `python -m lsq.manifest._compile`; do not edit.
 """
 
 # fmt: off
-# ruff: noqa: E501
 
 from lsq.manifest import _frozen, _rules
 from lsq.manifest._core import defaults, make
@@ -66,7 +64,8 @@ def source() -> str:
     )
     return (
         f"{HEADER}SOURCES = {_core.sources_digest()!r}\n"
-        f"PYDANTIC_CORE = {pydantic_core.__version__!r}  # with pydantic {pydantic.VERSION}\n\n"
+        f"PYDANTIC = {pydantic.VERSION!r}\n"
+        f"PYDANTIC_CORE = {pydantic_core.__version__!r}\n\n"
         f"{models}SCHEMA = {writer.write(tree)}\n"
     )
 
@@ -96,8 +95,8 @@ class _Converter:
                 if k not in _DROPPED
             }
             for key in ("ref", "schema_ref"):
-                if key in out:
-                    out[key] = _stable_ref(out[key])
+                if key in node:
+                    out[key] = _stable_ref(node[key])
             return out
         if isinstance(node, list | tuple):
             return type(node)(self.convert(v) for v in node)
@@ -199,4 +198,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -14,8 +14,8 @@ manifest as the models would (tests hold the two to the same answers).
 It only ever says "valid" or "not": what is wrong is for the models to say,
 as the loader then asks them, so every error reads the same either way. It
 also answers "not" (and the models check) when the compiled schema is not
-current: written from other sources of the schema than these, or for
-another pydantic-core.
+current: written from other sources of the schema than these, or by
+another pydantic or for another pydantic-core.
 """
 
 from __future__ import annotations
@@ -70,12 +70,31 @@ def _build() -> SchemaValidator | None:
         return None
     if _core_schema.PYDANTIC_CORE != pydantic_core.__version__:
         return None
+    if _installed_pydantic() != _core_schema.PYDANTIC:
+        return None
     if _core_schema.SOURCES != sources_digest():
         return None
     try:
         return pydantic_core.SchemaValidator(_core_schema.SCHEMA)
     except pydantic_core.SchemaError:
         return None
+
+
+def _installed_pydantic() -> str | None:
+    """pydantic's version, read from its `version.py` beside pydantic-core
+    without importing it (pydantic made the core schema, and a release may
+    change that with the same pydantic-core)."""
+    import re
+
+    import pydantic_core
+
+    version = Path(pydantic_core.__file__).parent.parent / "pydantic" / "version.py"
+    try:
+        text = version.read_text()
+    except OSError:
+        return None
+    found = re.search(r"^VERSION = ['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+    return found.group(1) if found else None
 
 
 def sources_digest() -> str:

@@ -4,13 +4,13 @@ Written by `python -m lsq.manifest._compile`; do not edit.
 """
 
 # fmt: off
-# ruff: noqa: E501
 
 from lsq.manifest import _frozen, _rules
 from lsq.manifest._core import defaults, make
 
-SOURCES = 'ffa54453e750983cf6a95ead2de17a36'
-PYDANTIC_CORE = '2.50.5'  # with pydantic 2.14.4
+SOURCES = '0487fadd895af1380038bb642afde8fb'
+PYDANTIC = '2.14.4'
+PYDANTIC_CORE = '2.50.5'
 
 HEALTH = {
     'type': 'function-after',

@@ -165,6 +165,8 @@ def _plain_value(value: object, exclude_none: bool) -> object:
     return value
 
 
+_LONGEST = 1000 * 365 * 86400  # seconds: a duration past it is a slip, not a wish
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -176,9 +178,17 @@ def parse_duration(value: object) -> float:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError(f"expected a duration of 0 or more, found {value}")
-        return float(value)
+        return _bounded(value, value)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
+            return _bounded(float(match.group(1)) * _UNITS[match.group(2)], value)
     raise ValueError(f"expected a duration such as 2s or 500ms, found {value!r}")
+
+
+def _bounded(seconds: float, written: object) -> float:
+    # Compared before float(): an int too large for a float raises OverflowError.
+    if not seconds <= _LONGEST:  # too long, infinite, or NaN
+        shown = written if len(str(written)) <= 40 else f"{str(written)[:37]}..."
+        raise ValueError(f"expected a duration of at most 1000 years, found {shown}")
+    return float(seconds)

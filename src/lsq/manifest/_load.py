@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsq.errors import ManifestError, Mark
-from lsq.manifest._cache import missing_program, source_digest
 from lsq.manifest import _core
+from lsq.manifest._cache import missing_program, source_digest
 from lsq.manifest._config import AppConfig, Origin
 from lsq.manifest._dotenv import Dotenv, parse_dotenv
+from lsq.manifest._frozen import replace
 from lsq.manifest._interpolate import (
     Expansion,
     InterpolationError,
@@ -32,7 +33,6 @@ from lsq.manifest._interpolate import (
     expand,
     is_instance_variable,
 )
-from lsq.manifest._frozen import replace
 from lsq.manifest._names import env_name
 from lsq.manifest._rules import NAME_PATTERN
 from lsq.manifest._yaml import Node, merge_override, parse, place_of
@@ -850,5 +850,5 @@ def _resolve(manifest: Manifest, envs: dict[str, dict[str, str]]) -> Manifest:
             dep: cond or ("healthy" if services[dep].health is not None else "started")
             for dep, cond in service.depends_on.items()
         }
-        resolved[name] = replace(service, depends_on=depends, env=envs[name])
+        resolved[name] = replace(service, depends_on=depends, env=dict(envs[name]))
     return replace(manifest, services=resolved)

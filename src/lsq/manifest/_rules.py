@@ -51,6 +51,9 @@ def depends_shorthand(value: object) -> object:
     """`depends_on: [db]` means: wait for db to be healthy (or started, if it
     has no health check; the loader resolves that default)."""
     if isinstance(value, list):
+        for name in value:
+            if isinstance(name, list | dict):  # not a key of the mapping it becomes
+                raise ValueError(f"expected a service name, found {name!r}")
         return {name: None for name in value}
     return value
 

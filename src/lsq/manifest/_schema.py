@@ -24,7 +24,6 @@ from pydantic import (
 # parses durations too).
 from lsq.manifest import _rules as rules
 from lsq.manifest._frozen import parse_duration
-from lsq.manifest._rules import NAME_PATTERN
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 

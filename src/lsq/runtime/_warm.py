@@ -299,7 +299,7 @@ def record(runtime: Runtime) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as file:
-            json.dump(plan, file)
+            file.write(json.dumps(plan))  # json.dump would encode in Python, bit by bit
         os.replace(tmp, path)
     except OSError:
         return
