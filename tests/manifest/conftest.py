@@ -68,6 +68,7 @@ def load_app(write: Write, monkeypatch: pytest.MonkeyPatch) -> Load:
     the compiled schema (`lsq.manifest._core`) must accept exactly what the
     models accept and give the same app, and a refused one the same error."""
     from pydantic import ValidationError
+    from sametypes import assert_same
 
     from lsq.manifest import _core
     from lsq.manifest._frozen import freeze
@@ -83,7 +84,7 @@ def load_app(write: Write, monkeypatch: pytest.MonkeyPatch) -> Load:
         except ValidationError:
             assert answer is None, f"the compiled schema accepted what the models refuse: {data}"
         else:
-            assert answer == expected, f"the compiled schema and the models differ on {data}"
+            assert_same(answer, expected)
         answers.append(answer)
         return answer
 

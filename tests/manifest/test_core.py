@@ -14,8 +14,10 @@ import pydantic
 import pydantic_core
 import pytest
 from pydantic import ValidationError
+from sametypes import assert_same
 
-from lsq.manifest import _compile, _core, _core_schema, load
+import lsq.manifest
+from lsq.manifest import _compile, _core, _core_schema, _load, _rules, load
 from lsq.manifest._frozen import freeze
 from lsq.manifest._schema import Manifest
 
@@ -191,7 +193,7 @@ def test_the_compiled_schema_answers_as_the_models_do(case: str) -> None:
         assert answer is None
     else:
         assert answer is not None, "the compiled schema refused a valid manifest"
-        assert answer == freeze(expected)
+        assert_same(answer, freeze(expected))
 
 
 def test_the_table_has_both_answers() -> None:
@@ -203,12 +205,13 @@ def test_the_table_has_both_answers() -> None:
 
 
 def test_defaults_made_by_a_factory_are_fresh_each_time() -> None:
-    first = _core.validate({"services": {"web": WEB}})
-    second = _core.validate({"services": {"web": WEB}})
+    data = {"services": {"web": {**WEB, "release": {"strategy": "canary"}}}}
+    first, second = _core.validate(copy.deepcopy(data)), _core.validate(copy.deepcopy(data))
     assert first is not None and second is not None
     assert first.gateway.trusted_proxies == ["127.0.0.1/32", "::1/128"]
     assert first.gateway.trusted_proxies is not second.gateway.trusted_proxies
-    assert first.services["web"].env is not second.services["web"].env
+    steps = first.services["web"].release.steps
+    assert steps == [5, 25, 50, 100] and steps is not second.services["web"].release.steps
 
 
 def test_the_compiled_schema_is_what_the_models_give_now() -> None:
@@ -242,11 +245,26 @@ def test_a_stale_compiled_schema_still_loads_the_app_with_the_models(
 ) -> None:
     manifest = tmp_path / "lsq.yaml"
     manifest.write_text("services:\n  web: {command: [/bin/sh, -c, 'exit 0']}\n")
+    by_models = []
+    validate = _load._validate
+    monkeypatch.setattr(_load, "_validate", lambda *a: by_models.append(a) or validate(*a))
     monkeypatch.setattr(_core, "_validator", False)
     monkeypatch.setattr(_core_schema, "SOURCES", "made from another schema")
     app = load(manifest, frozen=True)
-    monkeypatch.setattr(_core, "_validator", False)
+    assert len(by_models) == 1
     assert app == load(manifest).frozen()
+
+
+def test_a_compiled_schema_naming_a_rule_that_is_gone_is_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As after renaming a rule without compiling the schema again: loading
+    # it fails, and the models check instead of a traceback.
+    monkeypatch.delattr(_rules, "prefix_slash")
+    monkeypatch.delitem(sys.modules, "lsq.manifest._core_schema")
+    monkeypatch.delattr(lsq.manifest, "_core_schema")  # loaded again, as a new process would
+    monkeypatch.setattr(_core, "_validator", False)
+    assert _core.validate({"services": {"web": WEB}}) is None
 
 
 def test_loading_a_valid_manifest_frozen_never_imports_pydantic(tmp_path: Path) -> None:

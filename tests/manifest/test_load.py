@@ -319,6 +319,13 @@ BAD = {
         "lsq.yaml:2:37",
         ["services.web.stop_timeout: expected a duration of at most 1000 years, found inf"],
     ),
+    "a mapping in a depends_on list": (
+        "services:\n  web: {command: run, depends_on: [{db: 1}]}\n  db: {command: run}\n",
+        {},
+        (),
+        "lsq.yaml:2:23",
+        ["services.web.depends_on: expected a service name, found {'db': 1}"],
+    ),
     "a list in a depends_on list": (
         "services:\n  web: {command: run, depends_on: [[db]]}\n  db: {command: run}\n",
         {},

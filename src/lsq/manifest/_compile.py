@@ -20,6 +20,7 @@ A test checks that the written module is what this one writes now.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,12 @@ TARGET = Path(__file__).with_name("_core_schema.py")
 # without pydantic, as the written module does.
 _MODULES = {_rules.__name__: "_rules", _frozen.__name__: "_frozen"}
 
-_WIDTH = 100
+_WIDTH = 88
+
+# What a model's field may hold to become a typed dict's: its schema, and
+# what only serialization and JSON Schema read. Anything else (an alias, say)
+# would change what is valid: the compiler stops rather than drop it.
+_FIELD_KEYS = {"type", "schema", "metadata", "serialization_exclude", "frozen"}
 
 # Keys of a core schema that only serialization and JSON Schema read.
 _DROPPED = {"metadata", "serialization"}
@@ -60,7 +66,8 @@ def source() -> str:
     tree = converter.convert(Manifest.__pydantic_core_schema__)
     writer = _Writer()
     models = "".join(
-        f"{name.upper()} = {writer.write(node)}\n\n" for name, node in converter.models.items()
+        f"{name.upper()} = {writer.write(node, lead=len(name) + 3)}\n\n"
+        for name, node in converter.models.items()
     )
     return (
         f"{HEADER}SOURCES = {_core.sources_digest()!r}\n"
@@ -110,6 +117,9 @@ class _Converter:
         assert node["schema"]["type"] == "model-fields", node["schema"]["type"]
         assert not (node.get("custom_init") or node.get("root_model") or node.get("post_init"))
         assert name not in self.models, f"{name} is written out twice"
+        for field, spec in node["schema"]["fields"].items():
+            unknown = set(spec) - _FIELD_KEYS
+            assert not unknown, f"{name}.{field}: {unknown} is not carried over"
         fields = {
             field: {
                 "type": "typed-dict-field",
@@ -141,8 +151,10 @@ def _stable_ref(ref: str) -> str:
 
 
 def _factory(factory: Any) -> _Ref:
-    """A default factory as source: a fresh copy of the default it makes,
-    frozen if it is a model."""
+    """A default factory as source: the default it makes now (frozen if it
+    is a model), copied at each use unless nothing in it can change. So a
+    factory must give the same value each time (none reads the clock or the
+    environment)."""
     if factory in (dict, list):
         return _Ref(factory.__name__)
     value = _frozen.freeze(factory())
@@ -163,13 +175,17 @@ def _function(function: Any) -> _Ref:
 class _Writer:
     """Python source for a tree of dicts, lists, atoms and frozen models."""
 
-    def write(self, value: Any, indent: int = 0) -> str:
-        """`value` on one line if it fits in the width, else one item a line."""
+    def write(self, value: Any, indent: int = 0, lead: int = 0) -> str:
+        """`value` on one line if it fits in the width after `lead`
+        characters; a dict that does not fit, one item a line."""
         line = self.line(value)
-        if len(line) + 4 * indent <= _WIDTH or not isinstance(value, dict):
+        if 4 * indent + lead + len(line) + 1 <= _WIDTH or not isinstance(value, dict):
             return line
         pad = "    " * (indent + 1)
-        items = [f"{pad}{key!r}: {self.write(item, indent + 1)}," for key, item in value.items()]
+        items = [
+            f"{pad}{key!r}: {self.write(item, indent + 1, len(repr(key)) + 2)},"
+            for key, item in value.items()
+        ]
         return "{\n" + "\n".join(items) + "\n" + "    " * indent + "}"
 
     def line(self, value: Any) -> str:
@@ -183,6 +199,8 @@ class _Writer:
         if isinstance(value, list | tuple):
             inner = ", ".join(self.line(item) for item in value)
             return f"({inner},)" if isinstance(value, tuple) else f"[{inner}]"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SystemExit(f"lsq.manifest._compile: cannot write {value!r} as source")
         if value is None or isinstance(value, bool | int | float | str):
             return repr(value)
         raise SystemExit(f"lsq.manifest._compile: cannot write {value!r} in the core schema")

@@ -14,8 +14,9 @@ manifest as the models would (tests hold the two to the same answers).
 It only ever says "valid" or "not": what is wrong is for the models to say,
 as the loader then asks them, so every error reads the same either way. It
 also answers "not" (and the models check) when the compiled schema is not
-current: written from other sources of the schema than these, or by
-another pydantic or for another pydantic-core.
+current: written from other sources of the schema than these (which may
+even fail to load), or by another pydantic or for another pydantic-core.
+pyproject.toml pins the pydantic it was written by.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ _validator: SchemaValidator | None | bool = False  # False: not looked for yet
 
 def validate(data: object) -> Manifest | None:
     """`data` (the manifest as plain data) checked by the compiled schema,
-    as a frozen manifest; None when it is not valid or the compiled schema
-    is not current."""
+    as a frozen manifest (typed as the model it stands for, as
+    `AppConfig.manifest` is); None when it is not valid or the compiled
+    schema is not current."""
     validator = _compiled()
     if validator is None:
         return None
@@ -65,44 +67,44 @@ def _build() -> SchemaValidator | None:
     try:
         import pydantic_core
 
+        # A stale one may name a rule or a model that is gone: any failure
+        # to load or build it means the models check instead.
         from lsq.manifest import _core_schema
-    except ImportError:
-        return None
-    if _core_schema.PYDANTIC_CORE != pydantic_core.__version__:
-        return None
-    if _installed_pydantic() != _core_schema.PYDANTIC:
-        return None
-    if _core_schema.SOURCES != sources_digest():
-        return None
-    try:
-        return pydantic_core.SchemaValidator(_core_schema.SCHEMA)
-    except pydantic_core.SchemaError:
+
+        current = (
+            _core_schema.PYDANTIC_CORE == pydantic_core.__version__
+            and _core_schema.PYDANTIC == _installed_pydantic()
+            and _core_schema.SOURCES == sources_digest()
+        )
+        return pydantic_core.SchemaValidator(_core_schema.SCHEMA) if current else None
+    except Exception:  # noqa: BLE001 - whatever it was, the models decide
         return None
 
 
 def _installed_pydantic() -> str | None:
-    """pydantic's version, read from its `version.py` beside pydantic-core
-    without importing it (pydantic made the core schema, and a release may
-    change that with the same pydantic-core)."""
+    """pydantic's version, read from the `version.py` of the pydantic that
+    would be imported, without importing it (pydantic made the core schema,
+    and a release may change that with the same pydantic-core)."""
     import re
+    from importlib.util import find_spec
 
-    import pydantic_core
-
-    version = Path(pydantic_core.__file__).parent.parent / "pydantic" / "version.py"
-    try:
-        text = version.read_text()
-    except OSError:
+    spec = find_spec("pydantic")
+    if spec is None or spec.origin is None:
         return None
+    text = (Path(spec.origin).parent / "version.py").read_text()
     found = re.search(r"^VERSION = ['\"]([^'\"]+)['\"]", text, re.MULTILINE)
     return found.group(1) if found else None
 
 
 def sources_digest() -> str:
-    """A digest of the modules the compiled schema is made from."""
+    """A digest of the modules the compiled schema is made from (a change to
+    any of them, a comment too, makes it stale)."""
     here = Path(__file__).parent
     digest = hashlib.sha256()
     for name in _SOURCES:
+        digest.update(f"{name}\0".encode())
         digest.update((here / name).read_bytes())
+        digest.update(b"\0")
     return digest.hexdigest()[:32]
 
 
@@ -110,7 +112,9 @@ def sources_digest() -> str:
 
 
 def make(name: str) -> Callable[[dict[str, Any]], Frozen]:
-    """The frozen model `name` from its validated fields."""
+    """What builds the frozen model `name` from the dict of its validated
+    fields, which pydantic-core gives (`_frozen._make` takes a tuple, as
+    unpickling does)."""
     cls = CLASSES[name]
 
     def build(values: dict[str, Any]) -> Frozen:

@@ -8,7 +8,7 @@ Written by `python -m lsq.manifest._compile`; do not edit.
 from lsq.manifest import _frozen, _rules
 from lsq.manifest._core import defaults, make
 
-SOURCES = '0487fadd895af1380038bb642afde8fb'
+SOURCES = 'f3439a672a9a8ea6a843ed8554a23997'
 PYDANTIC = '2.14.4'
 PYDANTIC_CORE = '2.50.5'
 
@@ -29,7 +29,11 @@ HEALTH = {
             },
             'tcp': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'bool'}, 'default': False},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'bool'},
+                    'default': False,
+                },
                 'required': False,
             },
             'command': {
@@ -53,7 +57,10 @@ HEALTH = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 5.0,
@@ -66,7 +73,10 @@ HEALTH = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 1.0,
@@ -79,7 +89,10 @@ HEALTH = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 0.0,
@@ -88,12 +101,20 @@ HEALTH = {
             },
             'failure_threshold': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'int', 'ge': 1}, 'default': 3},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'int', 'ge': 1},
+                    'default': 3,
+                },
                 'required': False,
             },
             'success_threshold': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'int', 'ge': 1}, 'default': 1},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'int', 'ge': 1},
+                    'default': 1,
+                },
                 'required': False,
             },
         },
@@ -112,7 +133,10 @@ RESTART = {
                 'type': 'typed-dict-field',
                 'schema': {
                     'type': 'default',
-                    'schema': {'type': 'literal', 'expected': ['always', 'on-failure', 'no']},
+                    'schema': {
+                        'type': 'literal',
+                        'expected': ['always', 'on-failure', 'no'],
+                    },
                     'default': 'on-failure',
                 },
                 'required': False,
@@ -123,7 +147,10 @@ RESTART = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 1.0,
@@ -136,7 +163,10 @@ RESTART = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 30.0,
@@ -158,7 +188,10 @@ RESTART = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 60.0,
@@ -189,7 +222,11 @@ ROUTE = {
             },
             'strip': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'bool'}, 'default': True},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'bool'},
+                    'default': True,
+                },
                 'required': False,
             },
             'policy': {
@@ -198,7 +235,10 @@ ROUTE = {
                     'type': 'default',
                     'schema': {
                         'type': 'nullable',
-                        'schema': {'type': 'definition-ref', 'schema_ref': 'lsq.manifest._schema.Policy'},
+                        'schema': {
+                            'type': 'definition-ref',
+                            'schema_ref': 'lsq.manifest._schema.Policy',
+                        },
                     },
                     'default': None,
                 },
@@ -240,7 +280,11 @@ SMOKEREQUEST = {
             },
             'status': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'int', 'ge': 100, 'le': 599}, 'default': 200},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'int', 'ge': 100, 'le': 599},
+                    'default': 200,
+                },
                 'required': False,
             },
             'contains': {
@@ -267,17 +311,29 @@ ANALYSIS = {
         'fields': {
             'min_requests': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'int', 'ge': 1}, 'default': 50},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'int', 'ge': 1},
+                    'default': 50,
+                },
                 'required': False,
             },
             'max_error_increase': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'float', 'ge': 0, 'le': 1}, 'default': 0.01},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'float', 'ge': 0, 'le': 1},
+                    'default': 0.01,
+                },
                 'required': False,
             },
             'max_p99_ratio': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'float', 'ge': 1}, 'default': 1.5},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'float', 'ge': 1},
+                    'default': 1.5,
+                },
                 'required': False,
             },
             'p99_slack': {
@@ -286,7 +342,10 @@ ANALYSIS = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 0.05,
@@ -295,7 +354,11 @@ ANALYSIS = {
             },
             'extend': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'int', 'ge': 0, 'le': 100}, 'default': 3},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'int', 'ge': 0, 'le': 100},
+                    'default': 3,
+                },
                 'required': False,
             },
             'on_inconclusive': {
@@ -335,7 +398,10 @@ RELEASE = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-after',
-                        'function': {'type': 'no-info', 'function': _rules.rising_steps},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _rules.rising_steps,
+                        },
                         'schema': {'type': 'list', 'items_schema': {'type': 'int'}},
                     },
                     'default_factory': defaults([5, 25, 50, 100]),
@@ -349,7 +415,10 @@ RELEASE = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 30.0,
@@ -362,7 +431,10 @@ RELEASE = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 60.0,
@@ -375,7 +447,10 @@ RELEASE = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 30.0,
@@ -388,7 +463,10 @@ RELEASE = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 60.0,
@@ -509,7 +587,10 @@ SERVICE = {
                         'type': 'nullable',
                         'schema': {
                             'type': 'function-after',
-                            'function': {'type': 'no-info', 'function': _rules.one_health_kind},
+                            'function': {
+                                'type': 'no-info',
+                                'function': _rules.one_health_kind,
+                            },
                             'schema': HEALTH,
                             'ref': 'lsq.manifest._schema.Health',
                         },
@@ -524,13 +605,19 @@ SERVICE = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _rules.depends_shorthand},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _rules.depends_shorthand,
+                        },
                         'schema': {
                             'type': 'dict',
                             'keys_schema': {'type': 'str'},
                             'values_schema': {
                                 'type': 'nullable',
-                                'schema': {'type': 'literal', 'expected': ['started', 'healthy', 'completed']},
+                                'schema': {
+                                    'type': 'literal',
+                                    'expected': ['started', 'healthy', 'completed'],
+                                },
                             },
                         },
                     },
@@ -545,7 +632,10 @@ SERVICE = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _rules.restart_shorthand},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _rules.restart_shorthand,
+                        },
                         'schema': RESTART,
                     },
                     'default_factory': defaults(make('Restart')({'policy': 'on-failure', 'backoff': 1.0, 'backoff_max': 30.0, 'max_restarts': None, 'reset_after': 60.0})),
@@ -559,7 +649,10 @@ SERVICE = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 120.0,
@@ -584,7 +677,10 @@ SERVICE = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 10.0,
@@ -597,7 +693,10 @@ SERVICE = {
                     'type': 'default',
                     'schema': {
                         'type': 'nullable',
-                        'schema': {'type': 'literal', 'expected': ['sqlite', 'postgres', 'sql']},
+                        'schema': {
+                            'type': 'literal',
+                            'expected': ['sqlite', 'postgres', 'sql'],
+                        },
                     },
                     'default': None,
                 },
@@ -628,7 +727,10 @@ SERVICE = {
                     'type': 'default',
                     'schema': {
                         'type': 'nullable',
-                        'schema': {'type': 'definition-ref', 'schema_ref': 'lsq.manifest._schema.Policy'},
+                        'schema': {
+                            'type': 'definition-ref',
+                            'schema_ref': 'lsq.manifest._schema.Policy',
+                        },
                     },
                     'default': None,
                 },
@@ -659,14 +761,21 @@ GATEWAY = {
                 'type': 'typed-dict-field',
                 'schema': {
                     'type': 'default',
-                    'schema': {'type': 'nullable', 'schema': {'type': 'int', 'ge': 1, 'le': 65535}},
+                    'schema': {
+                        'type': 'nullable',
+                        'schema': {'type': 'int', 'ge': 1, 'le': 65535},
+                    },
                     'default': None,
                 },
                 'required': False,
             },
             'workers': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'int', 'ge': 1, 'le': 64}, 'default': 1},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'int', 'ge': 1, 'le': 64},
+                    'default': 1,
+                },
                 'required': False,
             },
             'trusted_proxies': {
@@ -685,7 +794,10 @@ GATEWAY = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 10.0,
@@ -698,7 +810,10 @@ GATEWAY = {
                     'type': 'default',
                     'schema': {
                         'type': 'function-before',
-                        'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                        'function': {
+                            'type': 'no-info',
+                            'function': _frozen.parse_duration,
+                        },
                         'schema': {'type': 'float'},
                     },
                     'default': 60.0,
@@ -707,7 +822,11 @@ GATEWAY = {
             },
             'access_log': {
                 'type': 'typed-dict-field',
-                'schema': {'type': 'default', 'schema': {'type': 'bool'}, 'default': True},
+                'schema': {
+                    'type': 'default',
+                    'schema': {'type': 'bool'},
+                    'default': True,
+                },
                 'required': False,
             },
         },
@@ -742,7 +861,10 @@ MANIFEST = {
                         'keys_schema': {'type': 'str'},
                         'values_schema': {
                             'type': 'function-after',
-                            'function': {'type': 'no-info', 'function': _rules.command_or_external},
+                            'function': {
+                                'type': 'no-info',
+                                'function': _rules.command_or_external,
+                            },
                             'schema': SERVICE,
                             'ref': 'lsq.manifest._schema.Service',
                         },
@@ -777,7 +899,10 @@ RETRIES = {
                 'type': 'typed-dict-field',
                 'schema': {
                     'type': 'default',
-                    'schema': {'type': 'nullable', 'schema': {'type': 'int', 'ge': 0, 'le': 10}},
+                    'schema': {
+                        'type': 'nullable',
+                        'schema': {'type': 'int', 'ge': 0, 'le': 10},
+                    },
                     'default': None,
                 },
                 'required': False,
@@ -786,7 +911,10 @@ RETRIES = {
                 'type': 'typed-dict-field',
                 'schema': {
                     'type': 'default',
-                    'schema': {'type': 'nullable', 'schema': {'type': 'float', 'ge': 0, 'le': 1}},
+                    'schema': {
+                        'type': 'nullable',
+                        'schema': {'type': 'float', 'ge': 0, 'le': 1},
+                    },
                     'default': None,
                 },
                 'required': False,
@@ -795,7 +923,10 @@ RETRIES = {
                 'type': 'typed-dict-field',
                 'schema': {
                     'type': 'default',
-                    'schema': {'type': 'nullable', 'schema': {'type': 'float', 'ge': 0}},
+                    'schema': {
+                        'type': 'nullable',
+                        'schema': {'type': 'float', 'ge': 0},
+                    },
                     'default': None,
                 },
                 'required': False,
@@ -808,7 +939,10 @@ RETRIES = {
                         'type': 'nullable',
                         'schema': {
                             'type': 'function-before',
-                            'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                            'function': {
+                                'type': 'no-info',
+                                'function': _frozen.parse_duration,
+                            },
                             'schema': {'type': 'float'},
                         },
                     },
@@ -824,7 +958,10 @@ RETRIES = {
                         'type': 'nullable',
                         'schema': {
                             'type': 'function-before',
-                            'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                            'function': {
+                                'type': 'no-info',
+                                'function': _frozen.parse_duration,
+                            },
                             'schema': {'type': 'float'},
                         },
                     },
@@ -862,7 +999,10 @@ OUTLIER = {
                         'type': 'nullable',
                         'schema': {
                             'type': 'function-before',
-                            'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                            'function': {
+                                'type': 'no-info',
+                                'function': _frozen.parse_duration,
+                            },
                             'schema': {'type': 'float'},
                         },
                     },
@@ -874,7 +1014,10 @@ OUTLIER = {
                 'type': 'typed-dict-field',
                 'schema': {
                     'type': 'default',
-                    'schema': {'type': 'nullable', 'schema': {'type': 'float', 'ge': 0, 'le': 1}},
+                    'schema': {
+                        'type': 'nullable',
+                        'schema': {'type': 'float', 'ge': 0, 'le': 1},
+                    },
                     'default': None,
                 },
                 'required': False,
@@ -922,7 +1065,10 @@ POLICY = {
                         'type': 'nullable',
                         'schema': {
                             'type': 'function-before',
-                            'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                            'function': {
+                                'type': 'no-info',
+                                'function': _frozen.parse_duration,
+                            },
                             'schema': {'type': 'float'},
                         },
                     },
@@ -938,7 +1084,10 @@ POLICY = {
                         'type': 'nullable',
                         'schema': {
                             'type': 'function-before',
-                            'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                            'function': {
+                                'type': 'no-info',
+                                'function': _frozen.parse_duration,
+                            },
                             'schema': {'type': 'float'},
                         },
                     },
@@ -954,7 +1103,10 @@ POLICY = {
                         'type': 'nullable',
                         'schema': {
                             'type': 'function-before',
-                            'function': {'type': 'no-info', 'function': _frozen.parse_duration},
+                            'function': {
+                                'type': 'no-info',
+                                'function': _frozen.parse_duration,
+                            },
                             'schema': {'type': 'float'},
                         },
                     },

@@ -13,7 +13,8 @@ a fault) loads the schema then.
 A test holds `FIELDS` to the schema's models. Here too: `plain`, the fields
 of a model or of its frozen form as plain data, `replace` for either, and
 `parse_duration`, which the schema and the fault API share. The compiled
-schema (`lsq.manifest._core`) builds frozen models straight from a manifest.
+schema (`lsq.manifest._core_schema`, which `lsq.manifest._core` validates
+with) builds frozen models straight from a manifest.
 """
 
 from __future__ import annotations

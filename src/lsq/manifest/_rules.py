@@ -10,11 +10,12 @@ its fields only, which a frozen model (`lsq.manifest._frozen`) has too.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
+
+from lsq.manifest._frozen import M
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
-
-M = TypeVar("M")
 
 
 def one_health_kind(health: M) -> M:
@@ -53,7 +54,8 @@ def depends_shorthand(value: object) -> object:
     if isinstance(value, list):
         for name in value:
             if isinstance(name, list | dict):  # not a key of the mapping it becomes
-                raise ValueError(f"expected a service name, found {name!r}")
+                # ValueError, as pydantic reports only that one as invalid input.
+                raise ValueError(f"expected a service name, found {name!r}")  # noqa: TRY004
         return {name: None for name in value}
     return value
 
@@ -63,16 +65,19 @@ def one_or_many(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
-def prefix_slash(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError(f"prefix must start with '/', found {value!r}")
-    return value
+def _starts_with_slash(field: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{field} must start with '/', found {value!r}")
+        return value
+
+    # Named as the module names it: the compiled schema imports it by name.
+    check.__name__ = check.__qualname__ = f"{field}_slash"
+    return check
 
 
-def path_slash(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError(f"path must start with '/', found {value!r}")
-    return value
+prefix_slash = _starts_with_slash("prefix")  # a route's prefix
+path_slash = _starts_with_slash("path")  # a smoke request's path
 
 
 def rising_steps(value: list[int]) -> list[int]:
