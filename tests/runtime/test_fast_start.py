@@ -304,6 +304,22 @@ def test_a_first_start_checks_the_manifest_without_importing_pydantic(app: App) 
                             if line.startswith("import time:")}
 
 
+def test_lsq_up_in_the_foreground_runs_the_app_without_importing_pydantic(app: App) -> None:
+    # The click command checks with the compiled schema too, and its runtime
+    # reads the app frozen, as a detached one does.
+    greeter_app(app)
+    app.env["PYTHONPROFILEIMPORTTIME"] = "1"
+    up = app.up()
+    up.wait_ready()
+    assert _get(app) == "hello|one"
+    imported = {line.rsplit("|", 1)[1].strip() for line in up.output().splitlines()
+                if line.startswith("import time:")}
+    assert {"click", "lsq.manifest._core_schema", "uvloop"} <= imported
+    assert not {name for name in imported if name.split(".")[0] == "pydantic"}
+    up.send(signal.SIGINT)
+    assert up.wait(15) == 0
+
+
 def test_an_early_start_that_no_longer_matches_is_replaced(app: App) -> None:
     _counted_app(app)
     _up(app)

@@ -50,14 +50,17 @@ def _folder(ctx: Context) -> AppFolder:
     return AppFolder(_manifest_path(ctx).resolve().parent)
 
 
-def _load(ctx: Context) -> AppConfig:
+def _load(ctx: Context, *, frozen: bool = False) -> AppConfig:
+    """The app of the manifest `-f` names (or the nearest `lsq.yaml`), warnings
+    printed; with `frozen`, checked without pydantic when it is valid (a
+    runtime reads it so, lsq.manifest._core)."""
     from lsq.manifest import load
 
     path = _manifest_path(ctx)
     for extra in ctx.overrides:
         if not extra.exists():
             raise UsageError(f"override file {str(extra)!r} does not exist; check the -f arguments")
-    app = load(path.resolve(), overrides=[p.resolve() for p in ctx.overrides])
+    app = load(path.resolve(), overrides=[p.resolve() for p in ctx.overrides], frozen=frozen)
     for warning in app.warnings:
         click.echo(f"lsq: warning: {warning}", err=True)
     return app
@@ -103,7 +106,7 @@ def up(ctx: Context, detach: bool, timeout: float | None, services: tuple[str, .
         # whatever runs (an import may even swallow it): hold stop signals
         # until `serve` takes them, which then stops the app gracefully.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    app = _load(ctx)
+    app = _load(ctx, frozen=True)  # what a runtime reads; no pydantic if it is valid
     _check_names(app, services)
     check_startable(app)
     if detach:
