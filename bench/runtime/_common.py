@@ -133,13 +133,9 @@ def fmt3(values: list[float], unit: str = "s", digits: int = 2) -> str:
 # ----------------------------------------------------------------- health
 
 
-async def wait_healthy(ports: list[int], timeout: float = START_TIMEOUT) -> None:
-    """Poll each port's `/` every 20 ms until all answer 200 (`_poll`)."""
-    await _poll.wait_healthy(ports, timeout)
-
-
 def wait_healthy_sync(ports: list[int], timeout: float = START_TIMEOUT) -> None:
-    asyncio.run(wait_healthy(ports, timeout))
+    """Poll each port's `/` every 20 ms until all answer 200 (`_poll`)."""
+    asyncio.run(_poll.wait_healthy(ports, timeout))
 
 
 # -------------------------------------------------------------- processes
@@ -464,7 +460,7 @@ async def _bare(
                 stderr=asyncio.subprocess.DEVNULL,
             )
         )
-    await wait_healthy(ports)
+    await _poll.wait_healthy(ports, START_TIMEOUT)
     return time.monotonic() - t0, procs
 
 

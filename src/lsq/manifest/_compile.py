@@ -11,7 +11,9 @@ models and writes it out as Python source, with each model's node replaced
 by a typed dict whose values become the model's frozen form
 (`lsq.manifest._frozen`). The functions it calls are the schema's own rules
 (`lsq.manifest._rules`, `parse_duration`), named by import, so the written
-module loads without pydantic.
+module loads without pydantic. To read as the models do, it writes each
+model and field as a call of `lsq.manifest._core`'s `model` and `field`, and
+a part used in several places (a duration) once, by name.
 
 Hand-written because pydantic has no export of a core schema as source, and
 its pickled form names the model classes, which would load pydantic again.
@@ -21,6 +23,7 @@ A test checks that the written module is what this one writes now.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +57,7 @@ Written by `python -m lsq.manifest._compile`; do not edit.
 # fmt: off
 
 from lsq.manifest import _frozen, _rules
-from lsq.manifest._core import defaults, make
+from lsq.manifest._core import defaults, field, make, model
 
 '''
 
@@ -64,10 +67,13 @@ def source() -> str:
     Manifest.model_rebuild(force=True)
     converter = _Converter()
     tree = converter.convert(Manifest.__pydantic_core_schema__)
-    writer = _Writer()
+    shared = _shared([*converter.models.values(), tree])
+    writer = _Writer(shared)
+    named: dict[str, Any] = {name: node for node, name in shared.values()}
+    named.update((name.upper(), node) for name, node in converter.models.items())
     models = "".join(
-        f"{name.upper()} = {writer.write(node, lead=len(name) + 3)}\n\n"
-        for name, node in converter.models.items()
+        f"{name} = {writer.write(node, lead=len(name) + 3, whole=False)}\n\n"
+        for name, node in named.items()
     )
     return (
         f"{HEADER}SOURCES = {_core.sources_digest()!r}\n"
@@ -84,13 +90,31 @@ class _Ref:
         self.text = text
 
 
+class _Call:
+    """A call of one of `lsq.manifest._core`'s builders (`field`, `model`),
+    written out as such: shorter than the dicts it returns, for each field
+    and model alike."""
+
+    def __init__(self, function: str, args: list[Any], keywords: dict[str, Any]) -> None:
+        self.function, self.args, self.keywords = function, args, keywords
+
+
+def _field(schema: dict[str, Any]) -> _Call:
+    """A model's field as a typed dict's: its schema, and its default if it
+    has one."""
+    if schema["type"] != "default":
+        return _Call("field", [schema], {})
+    default = {k: v for k, v in schema.items() if k not in ("type", "schema")}
+    return _Call("field", [schema["schema"]], default)
+
+
 class _Converter:
     """The core schema with models as typed dicts, each model's node kept in
     `models` (in the order they can be written: what a model holds first)
     and named where it was."""
 
     def __init__(self) -> None:
-        self.models: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, _Call] = {}
 
     def convert(self, node: Any) -> Any:
         if isinstance(node, dict):
@@ -121,26 +145,16 @@ class _Converter:
             unknown = set(spec) - _FIELD_KEYS
             assert not unknown, f"{name}.{field}: {unknown} is not carried over"
         fields = {
-            field: {
-                "type": "typed-dict-field",
-                "schema": self.convert(spec["schema"]),
-                "required": spec["schema"]["type"] != "default",
-            }
+            field: _field(self.convert(spec["schema"]))
             for field, spec in node["schema"]["fields"].items()
         }
         assert tuple(fields) == _frozen.FIELDS[name], name
         config = dict(node.get("config", {}))
-        typed = {"type": "typed-dict", "fields": fields, "config": config}
-        if config.get("extra_fields_behavior"):
-            typed["extra_behavior"] = config["extra_fields_behavior"]
-        out: dict[str, Any] = {
-            "type": "function-after",
-            "function": {"type": "no-info", "function": _Ref(f"make({name!r})")},
-            "schema": typed,
-        }
+        assert config.get("extra_fields_behavior") == "forbid", name
+        keywords: dict[str, Any] = {"config": config}
         if "ref" in node:
-            out["ref"] = _stable_ref(node["ref"])
-        self.models[name] = out
+            keywords["ref"] = _stable_ref(node["ref"])
+        self.models[name] = _Call("model", [name, fields], keywords)
         return _Ref(name.upper())
 
 
@@ -172,25 +186,87 @@ def _function(function: Any) -> _Ref:
     return _Ref(f"{module}.{name}")
 
 
-class _Writer:
-    """Python source for a tree of dicts, lists, atoms and frozen models."""
+def _shared(trees: list[Any]) -> dict[str, tuple[dict[str, Any], str]]:
+    """The parts that come more than once in `trees` and can be named for
+    what they are (a duration, an optional one), each written once in the
+    module: {its text: (the part, its name)}, inner parts first."""
+    counts: Counter[str] = Counter()
+    names: dict[str, tuple[dict[str, Any], str]] = {}
 
-    def write(self, value: Any, indent: int = 0, lead: int = 0) -> str:
+    def walk(node: Any) -> None:
+        if isinstance(node, _Call):
+            walk([*node.args, *node.keywords.values()])
+        if isinstance(node, list | tuple):
+            for item in node:
+                walk(item)
+        if not isinstance(node, dict):
+            return
+        for item in node.values():
+            walk(item)
+        text = _PLAIN.line(node)
+        counts[text] += 1
+        name = _name_of(node, names)
+        if name is not None:
+            names[text] = (node, name)
+
+    for tree in trees:
+        walk(tree)
+    return {text: named for text, named in names.items() if counts[text] > 1}
+
+
+def _name_of(node: dict[str, Any], names: dict[str, tuple[dict[str, Any], str]]) -> str | None:
+    if node.get("type") == "function-before":
+        # `_frozen.parse_duration` checks a DURATION
+        function: _Ref = node["function"]["function"]
+        return function.text.rsplit(".", 1)[1].removeprefix("parse_").upper()
+    if node.get("type") == "nullable":
+        inner = names.get(_PLAIN.line(node["schema"]))
+        return None if inner is None else f"OPTIONAL_{inner[1]}"
+    return None
+
+
+class _Writer:
+    """Python source for a tree of dicts, lists, atoms and frozen models,
+    with the `shared` parts (`_shared`) by name."""
+
+    def __init__(self, shared: dict[str, tuple[dict[str, Any], str]] | None = None) -> None:
+        self.shared = shared or {}
+
+    def write(self, value: Any, indent: int = 0, lead: int = 0, *, whole: bool = True) -> str:
         """`value` on one line if it fits in the width after `lead`
-        characters; a dict that does not fit, one item a line."""
-        line = self.line(value)
-        if 4 * indent + lead + len(line) + 1 <= _WIDTH or not isinstance(value, dict):
+        characters; a dict that does not fit, one item a line. With `whole`
+        false, `value` itself is written out even if it is a shared part."""
+        line = self.line(value, whole=whole)
+        if 4 * indent + lead + len(line) + 1 <= _WIDTH:  # and a comma
             return line
         pad = "    " * (indent + 1)
+        if isinstance(value, _Call):
+            parts = [self.write(arg, indent + 1) for arg in value.args]
+            parts += [
+                f"{key}={self.write(item, indent + 1, len(key) + 1)}"
+                for key, item in value.keywords.items()
+            ]
+            inner = "".join(f"{pad}{part},\n" for part in parts)
+            return f"{value.function}(\n{inner}{'    ' * indent})"
+        if not isinstance(value, dict):
+            return line
         items = [
             f"{pad}{key!r}: {self.write(item, indent + 1, len(repr(key)) + 2)},"
             for key, item in value.items()
         ]
         return "{\n" + "\n".join(items) + "\n" + "    " * indent + "}"
 
-    def line(self, value: Any) -> str:
+    def line(self, value: Any, *, whole: bool = True) -> str:
+        if whole and self.shared and isinstance(value, dict):
+            named = self.shared.get(_PLAIN.line(value))
+            if named is not None:
+                return named[1]
         if isinstance(value, _Ref):
             return value.text
+        if isinstance(value, _Call):
+            args = [self.line(arg) for arg in value.args]
+            args += [f"{key}={self.line(item)}" for key, item in value.keywords.items()]
+            return f"{value.function}({', '.join(args)})"
         if isinstance(value, _frozen.Frozen):
             fields = {name: getattr(value, name) for name in value.fields}
             return f"make({type(value).__name__!r})({self.line(fields)})"
@@ -204,6 +280,9 @@ class _Writer:
         if value is None or isinstance(value, bool | int | float | str):
             return repr(value)
         raise SystemExit(f"lsq.manifest._compile: cannot write {value!r} in the core schema")
+
+
+_PLAIN = _Writer()  # every part written out: what a part is known by
 
 
 def main() -> None:

@@ -111,6 +111,26 @@ def sources_digest() -> str:
 # -- what the compiled schema calls
 
 
+def field(schema: dict[str, Any], **default: Any) -> dict[str, Any]:
+    """A typed dict's field of `schema`: required, or with its `default`
+    (or `default_factory`) when left out."""
+    if not default:
+        return {"type": "typed-dict-field", "schema": schema, "required": True}
+    schema = {"type": "default", "schema": schema, **default}
+    return {"type": "typed-dict-field", "schema": schema, "required": False}
+
+
+def model(name: str, fields: dict[str, Any], *, config: dict[str, Any],
+          ref: str | None = None) -> dict[str, Any]:
+    """The model `name` as a typed dict of `fields`, built into its frozen
+    form; unknown keys refused, as the models refuse them."""
+    typed = {"type": "typed-dict", "fields": fields, "config": config,
+             "extra_behavior": config["extra_fields_behavior"]}
+    node = {"type": "function-after", "schema": typed,
+            "function": {"type": "no-info", "function": make(name)}}
+    return {**node, "ref": ref} if ref else node
+
+
 def make(name: str) -> Callable[[dict[str, Any]], Frozen]:
     """What builds the frozen model `name` from the dict of its validated
     fields, which pydantic-core gives (`_frozen._make` takes a tuple, as

@@ -1,14 +1,31 @@
-"""`assert_same`: two manifests' values equal *and* of the same types.
+"""Holding the compiled schema (`lsq.manifest._core`) to the models.
 
-Frozen models compare as their fields do, and Python has 1 == 1.0 == True:
-the compiled schema giving an int where the models give a float would pass
-`==`, so the tests that hold the two together compare through this."""
+`assert_as_the_models`: its answer for some data is the models' (refused by
+both, or the same manifest). `assert_same`: two manifests' values equal
+*and* of the same types: frozen models compare as their fields do, and
+Python has 1 == 1.0 == True, so the compiled schema giving an int where the
+models give a float would pass `==`."""
 
 from __future__ import annotations
 
+import copy
 import math
 
-from lsq.manifest._frozen import Frozen
+from pydantic import ValidationError
+
+from lsq.manifest._frozen import Frozen, freeze
+from lsq.manifest._schema import Manifest
+
+
+def assert_as_the_models(data: object, answer: object) -> None:
+    """`answer`, the compiled schema's for `data`, is what the models say."""
+    try:
+        expected = Manifest.model_validate(copy.deepcopy(data))
+    except ValidationError:
+        assert answer is None, f"the compiled schema accepted what the models refuse: {data}"
+    else:
+        assert answer is not None, f"the compiled schema refused a valid manifest: {data}"
+        assert_same(answer, freeze(expected))
 
 
 def assert_same(got: object, expected: object, where: str = "manifest") -> None:
