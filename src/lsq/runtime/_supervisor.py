@@ -331,12 +331,16 @@ class Replica:
         self._crashes += 1
         self.instance.crashes = self._crashes
         last = f"; last error: {self._last_stderr}" if self._last_stderr and code >= 0 else ""
+        # The restart count (`instance.restarts`) grows when the restart is
+        # made; until then the reason counts crashes, so `lsq ps` never shows
+        # a restart number the RESTARTS column has not reached.
+        in_a_row = f"; {self._crashes} crashes in a row" if self._crashes > 1 else ""
         # The reason stays true while it waits (`next_retry` says when); the
         # event says when as of now.
         self._set(
             State.BACKOFF,
-            f"{how}; restart {self._crashes}{last}",
-            said=f"{how}; restart {self._crashes} in {delay:.1f}s{last}",
+            f"{how}{in_a_row}{last}",
+            said=f"{how}; restarting in {delay:.1f}s{in_a_row}{last}",
             pid=None,
             next_retry=time.time() + delay,
         )
