@@ -1,5 +1,5 @@
 """Shared pieces of the runtime benchmarks: the trivial service, the peer
-supervisors (honcho, circus), a bare asyncio launcher, and a health poller.
+supervisors (honcho, circus, supervisord), a bare asyncio launcher, and a health poller.
 
 Every candidate runs the same service script with the same interpreter (the
 base Python the project venv was made from), on 127.0.0.1 only.
@@ -109,15 +109,15 @@ def free_ports(count: int) -> list[int]:
 
 
 def ensure_peers() -> Path:
-    """The venv holding honcho and circus, kept apart from the project's."""
-    if (PEERS_VENV / "bin" / "circusd").exists() and (
-        PEERS_VENV / "bin" / "honcho"
-    ).exists():
+    """The venv holding honcho, circus and supervisord, kept apart from the project's."""
+    tools = ("circusd", "honcho", "supervisord")
+    if all((PEERS_VENV / "bin" / tool).exists() for tool in tools):
         return PEERS_VENV
-    print(f"creating {PEERS_VENV} and installing honcho, circus into it")
-    subprocess.run([SERVICE_PYTHON, "-m", "venv", str(PEERS_VENV)], check=True)
+    print(f"creating {PEERS_VENV} and installing honcho, circus, supervisor into it")
+    if not (PEERS_VENV / "bin" / "pip").exists():
+        subprocess.run([SERVICE_PYTHON, "-m", "venv", str(PEERS_VENV)], check=True)
     pip = str(PEERS_VENV / "bin" / "pip")
-    subprocess.run([pip, "install", "-q", "honcho", "circus"], check=True)
+    subprocess.run([pip, "install", "-q", "honcho", "circus", "supervisor"], check=True)
     return PEERS_VENV
 
 
@@ -435,6 +435,68 @@ def start_circus(count: int, *, stop_with: str = "circusctl") -> Running:
     pids = service_children(proc.pid, script)
     _POPENS[proc.pid] = proc
     return Running("circus", pids, stop, [proc.pid], {"seconds": seconds}, folder)
+
+
+# ------------------------------------------------------------ supervisord
+
+
+def supervisord_conf(folder: Path, script: Path, ports: list[int]) -> Path:
+    """One program per service; each program's output goes to its own log
+    file under `folder`, supervisord's default handling, as LSQ keeps a log
+    per service."""
+    lines = [
+        "[supervisord]",
+        "nodaemon = true",
+        f"logfile = {folder}/supervisord.log",
+        f"pidfile = {folder}/supervisord.pid",
+        f"childlogdir = {folder}",
+        "",
+        "[unix_http_server]",
+        f"file = {folder}/supervisor.sock",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl = unix://{folder}/supervisor.sock",
+        "",
+    ]
+    for i, port in enumerate(ports):
+        lines += [
+            f"[program:s{i:02d}]",
+            f"command = {SERVICE_PYTHON} {script}",
+            f'environment = PORT="{port}"',
+            f"directory = {folder}",
+            "",
+        ]
+    path = folder / "supervisord.conf"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def start_supervisord(count: int) -> Running:
+    peers = ensure_peers()
+    folder = workdir()
+    script = write_service(folder)
+    ports = free_ports(count)
+    conf = supervisord_conf(folder, script, ports)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [str(peers / "bin" / "supervisord"), "-c", str(conf)],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_healthy_sync(ports)
+    seconds = time.monotonic() - t0
+
+    def stop() -> None:
+        proc.send_signal(signal.SIGTERM)
+
+    pids = service_children(proc.pid, script)
+    _POPENS[proc.pid] = proc
+    return Running("supervisord", pids, stop, [proc.pid], {"seconds": seconds}, folder)
 
 
 # ------------------------------------------------------------------- bare

@@ -10,6 +10,7 @@ exited (checked by PID and start time; a zombie counts as exited):
   circus-ctl     `circusctl quit`
   circus-term    SIGTERM to circusd
   honcho         SIGTERM to honcho
+  supervisord    SIGTERM to supervisord
   bare           SIGTERM to each service from the asyncio launcher: the floor
 """
 
@@ -31,6 +32,7 @@ STARTERS: dict[str, Callable[[int], c.Running]] = {
     "circus-ctl": c.start_circus,
     "circus-term": lambda n: c.start_circus(n, stop_with="sigterm"),
     "honcho": c.start_honcho,
+    "supervisord": c.start_supervisord,
     "bare": c.start_bare,
 }
 

@@ -12,13 +12,15 @@ Candidates, interleaved (the order rotates each round) and repeated:
   lsq-first  the same in a new app folder every round: a first start.
   honcho  `honcho start` on a Procfile, timed until our poller sees all 50.
   circus  `circusd` on a generated ini with 50 watchers, same poller.
+  supervisord  `supervisord` on a generated config with 50 programs, same
+          poller.
   bare    asyncio.create_subprocess_exec for all 50, same poller, inside
           this script's interpreter: the floor, without a launcher's start.
   bare-program  the same spawning and polling as a program of its own
           (`bare_launcher.py`), timed from its start until it says all are
           up: the floor for a launcher that someone runs, as LSQ, honcho and
           circus are run (each pays its interpreter's start and imports).
-honcho and circus live in their own venv (LSQ_BENCH_PEERS, default
+honcho, circus and supervisord live in their own venv (LSQ_BENCH_PEERS, default
 /tmp/lsq-bench-peers), created on first use.
 """
 
@@ -39,6 +41,7 @@ STARTERS: dict[str, Callable[[int], c.Running]] = {
     "lsq-first": c.start_lsq,
     "honcho": c.start_honcho,
     "circus": c.start_circus,
+    "supervisord": c.start_supervisord,
     "bare": c.start_bare,
     "bare-program": c.start_bare_program,
 }
@@ -65,7 +68,7 @@ def report(results: list[dict[str, c.Running]]) -> None:
     print("\nratios (per-round pairs min / median / max; ratio of medians):")
     for ours in ("lsq", "lsq-first"):
         pairs_of = (("bare-program", "<= 1.15"), ("bare", "<= 1.15 (in-process floor)"),
-                    ("circus", "< 1"), ("honcho", "< 1"))
+                    ("circus", "< 1"), ("honcho", "< 1"), ("supervisord", "< 1"))
         for peer, target in pairs_of:
             pairs = [a / b for a, b in zip(secs[ours], secs[peer])]
             of_medians = statistics.median(secs[ours]) / statistics.median(secs[peer])
