@@ -41,7 +41,7 @@ STARTERS: dict[str, Callable[[int], c.Running]] = {
     "lsq-first": c.start_lsq,
     "honcho": c.start_honcho,
     "circus": c.start_circus,
-    "supervisord": c.start_supervisord,
+    "supervisord": lambda n: c.start_supervisord(n, quick_stop=True),
     "bare": c.start_bare,
     "bare-program": c.start_bare_program,
 }
