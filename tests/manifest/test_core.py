@@ -268,8 +268,43 @@ def test_loading_a_valid_manifest_frozen_never_imports_pydantic(tmp_path: Path) 
         "import sys; from pathlib import Path; from lsq.manifest._load import load\n"
         f"app = load(Path({str(manifest)!r}), frozen=True)\n"
         "print(sorted(app.services), type(app.manifest).__module__,\n"
-        "      sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'))\n"
+        "      sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'),\n"
+        "      sorted(m for m in sys.modules if m.startswith(('pydantic_core', 'typing_ext'))))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, check=True)
-    assert done.stdout.split("\n")[0] == "['job', 'web'] lsq.manifest._frozen []"
+    # Of pydantic-core, only its compiled module (see `_core._extension`).
+    assert done.stdout.split("\n")[0] == (
+        "['job', 'web'] lsq.manifest._frozen [] ['pydantic_core._pydantic_core']"
+    )
+
+
+def test_the_models_work_after_a_check_loaded_pydantic_core_alone(tmp_path: Path) -> None:
+    # A valid manifest, then a bad one in the same process: the models load
+    # pydantic, whose package takes the compiled module already loaded.
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("services:\n  web: {command: 'exit 0'}\n")
+    bad.write_text("services:\n  web: {command: 'exit 0', replicas: many}\n")
+    script = (
+        "import sys; from pathlib import Path; from lsq.manifest._load import load\n"
+        "from lsq.errors import ManifestError\n"
+        f"load(Path({str(good)!r}), frozen=True)\n"
+        "loaded = sys.modules['pydantic_core._pydantic_core']\n"
+        "assert 'pydantic_core' not in sys.modules\n"
+        "try:\n"
+        f"    load(Path({str(bad)!r}), frozen=True)\n"
+        "except ManifestError as exc:\n"
+        "    print(exc)\n"
+        "import pydantic, pydantic_core\n"
+        "assert pydantic_core.SchemaValidator is loaded.SchemaValidator\n"
+        "assert 'pydantic-core version' in pydantic.version.version_info()\n"
+        "class M(pydantic.BaseModel):\n"
+        "    n: int\n"
+        "print(M(n='3').n)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.returncode == 0, done.stderr
+    error, number = done.stdout.splitlines()
+    assert error.startswith("bad.yaml:2:") and "services.web.replicas" in error, error
+    assert number == "3"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -551,6 +550,8 @@ def _run_child(
             app = app()
         code = _serve(app, services, report_fd)
     except BaseException:
+        import traceback
+
         traceback.print_exc()
     finally:
         sys.stdout.flush()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +68,8 @@ def missing_program(program: str, cwd: Path, path: str) -> tuple[str, str] | Non
     None if it can. The loader warns with it; the cache is used only while
     every program it found is still there."""
     if "/" not in program:
+        import shutil  # here: a manifest may name every program by its path
+
         if shutil.which(program, path=path) is None:
             return (
                 f"program {program!r} not found on PATH",

@@ -13,7 +13,6 @@ say what is wrong. Either way, errors are the models' and read the same.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -538,6 +537,14 @@ def _found(value: object) -> str:
     return repr(value)
 
 
+def _close_matches(word: str, words: list[str]) -> list[str]:
+    """The one of `words` closest to `word`, if any is close: for the fix of
+    an error, so difflib is loaded only then."""
+    import difflib
+
+    return difflib.get_close_matches(word, words, n=1)
+
+
 def _unknown_key(error: ErrorDetails, tree: Node) -> ManifestError:
     loc = error["loc"]
     node = _find(tree, loc)
@@ -545,7 +552,7 @@ def _unknown_key(error: ErrorDetails, tree: Node) -> ManifestError:
     key = str(loc[-1])
     model = _model_at(parent)
     known = list(model.model_fields) if model else []
-    close = difflib.get_close_matches(key, known, n=1)
+    close = _close_matches(key, known)
     # The key of a section beside it first, then a typo of one of its own,
     # then a typo of a key of a section beside it.
     nested = _nested_hint(key, parent, tree, model, fuzzy=False)
@@ -588,7 +595,7 @@ def _nested_hint(key: str, parent: Sequence[str | int], tree: Node,
     for section, inner in _nested(model):
         fields = list(inner.model_fields)
         exact = key in fields
-        close = difflib.get_close_matches(key, fields, n=1) if fuzzy else []
+        close = _close_matches(key, fields) if fuzzy else []
         if not (exact or close):
             continue
         if section is None:
@@ -653,7 +660,7 @@ def _check(manifest: Manifest, tree: Node) -> None:
         _check_service(name, service, tree)
         for dep in service.depends_on:
             if dep not in services:
-                close = difflib.get_close_matches(dep, list(services), n=1)
+                close = _close_matches(dep, list(services))
                 raise ManifestError(
                     f"services.{name}.depends_on: unknown service '{dep}'",
                     mark=_mark(tree, "services", name, "depends_on", dep),
