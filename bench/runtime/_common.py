@@ -350,9 +350,26 @@ def start_honcho(count: int) -> Running:
         for i, port in enumerate(ports)
     ]
     (folder / "Procfile").write_text("\n".join(lines) + "\n")
+    argv = [str(peers / "bin" / "honcho"), "start", "-f", "Procfile"]
+    return start_manager("honcho", argv, folder, script, ports)
+
+
+Stop = Callable[[subprocess.Popen[bytes], list[int]], None]
+
+
+def _sigterm(proc: subprocess.Popen[bytes], pids: list[int]) -> None:
+    proc.send_signal(signal.SIGTERM)
+
+
+def start_manager(
+    name: str, argv: list[str], folder: Path, script: Path, ports: list[int],
+    stop: Stop = _sigterm,
+) -> Running:
+    """Start a peer's manager (`argv`, in `folder`), timed until the poller
+    sees all `ports` answer; `stop(manager, service_pids)` stops it."""
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [str(peers / "bin" / "honcho"), "start", "-f", "Procfile"],
+        argv,
         cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -360,13 +377,9 @@ def start_honcho(count: int) -> Running:
     )
     wait_healthy_sync(ports)
     seconds = time.monotonic() - t0
-
-    def stop() -> None:
-        proc.send_signal(signal.SIGTERM)
-
     pids = service_children(proc.pid, script)
     _POPENS[proc.pid] = proc
-    return Running("honcho", pids, stop, [proc.pid], {"seconds": seconds}, folder)
+    return Running(name, pids, lambda: stop(proc, pids), [proc.pid], {"seconds": seconds}, folder)
 
 
 _POPENS: dict[int, subprocess.Popen[bytes]] = {}
@@ -381,6 +394,11 @@ def reap(run: Running) -> None:
 
 
 # ----------------------------------------------------------------- circus
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines))
+    return path
 
 
 def circus_ini(folder: Path, script: Path, ports: list[int]) -> Path:
@@ -403,9 +421,7 @@ def circus_ini(folder: Path, script: Path, ports: list[int]) -> Path:
             f"PORT = {port}",
             "",
         ]
-    path = folder / "circus.ini"
-    path.write_text("\n".join(lines))
-    return path
+    return write_lines(folder / "circus.ini", lines)
 
 
 def start_circus(count: int, *, stop_with: str = "circusctl") -> Running:
@@ -414,27 +430,16 @@ def start_circus(count: int, *, stop_with: str = "circusctl") -> Running:
     script = write_service(folder)
     ports = free_ports(count)
     ini = circus_ini(folder, script, ports)
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [str(peers / "bin" / "circusd"), str(ini)],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    wait_healthy_sync(ports)
-    seconds = time.monotonic() - t0
     ctl = [str(peers / "bin" / "circusctl"), "--endpoint", f"ipc://{folder}/ctl.sock"]
 
-    def stop() -> None:
+    def stop(proc: subprocess.Popen[bytes], pids: list[int]) -> None:
         if stop_with == "circusctl":
             subprocess.run(ctl + ["quit"], check=True, capture_output=True, timeout=60)
         else:
             proc.send_signal(signal.SIGTERM)
 
-    pids = service_children(proc.pid, script)
-    _POPENS[proc.pid] = proc
-    return Running("circus", pids, stop, [proc.pid], {"seconds": seconds}, folder)
+    argv = [str(peers / "bin" / "circusd"), str(ini)]
+    return start_manager("circus", argv, folder, script, ports, stop)
 
 
 # ------------------------------------------------------------ supervisord
@@ -469,39 +474,26 @@ def supervisord_conf(folder: Path, script: Path, ports: list[int]) -> Path:
             f"directory = {folder}",
             "",
         ]
-    path = folder / "supervisord.conf"
-    path.write_text("\n".join(lines))
-    return path
+    return write_lines(folder / "supervisord.conf", lines)
 
 
 def start_supervisord(count: int, *, quick_stop: bool = False) -> Running:
     """supervisord on 50 programs. Its own stop takes a turn of its main loop
-    per program (about 23 s for 50 here); with `quick_stop`, for benchmarks
+    per program (15-25 s for 50 here); with `quick_stop`, for benchmarks
     that do not time the stop, the services are also sent SIGTERM directly."""
     peers = ensure_peers()
     folder = workdir()
     script = write_service(folder)
     ports = free_ports(count)
     conf = supervisord_conf(folder, script, ports)
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [str(peers / "bin" / "supervisord"), "-c", str(conf)],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    wait_healthy_sync(ports)
-    seconds = time.monotonic() - t0
 
-    def stop() -> None:
+    def stop(proc: subprocess.Popen[bytes], pids: list[int]) -> None:
         proc.send_signal(signal.SIGTERM)
         if quick_stop:
             terminate_all(pids)
 
-    pids = service_children(proc.pid, script)
-    _POPENS[proc.pid] = proc
-    return Running("supervisord", pids, stop, [proc.pid], {"seconds": seconds}, folder)
+    argv = [str(peers / "bin" / "supervisord"), "-c", str(conf)]
+    return start_manager("supervisord", argv, folder, script, ports, stop)
 
 
 # ------------------------------------------------------------------- bare
