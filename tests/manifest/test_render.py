@@ -46,3 +46,22 @@ def test_json_form_has_value_and_origin_per_leaf(tmp_path: Path) -> None:
     assert web["env"]["TOKEN"] == {"value": "abc#123", "origin": ".env:1"}
     assert web["health"]["interval"] == {"value": 5.0, "origin": "default"}
     assert data["gateway"]["workers"] == {"value": 1, "origin": "default"}
+
+
+def test_the_short_form_of_restart_shows_where_its_policy_was_written(tmp_path: Path) -> None:
+    manifest = tmp_path / "lsq.yaml"
+    manifest.write_text(
+        "services:\n"
+        "  web:\n"
+        "    command: serve\n"
+        "    restart: on-failure\n"
+        "  job:\n"
+        "    command: work\n"
+        "    restart: {policy: 'no'}\n"
+    )
+    data = json.loads(render_config(load(manifest, environ={}), json=True))
+    web, job = data["services"]["web"]["restart"], data["services"]["job"]["restart"]
+    assert web["policy"] == {"value": "on-failure", "origin": "lsq.yaml:4:14"}
+    assert web["backoff"]["origin"] == "default"
+    assert job["policy"] == {"value": "no", "origin": "lsq.yaml:7:23"}
+    assert job["max_restarts"]["origin"] == "default"

@@ -154,12 +154,25 @@ def test_a_runtime_that_cannot_start_leaves_no_gateway_worker(app: App) -> None:
     _up(app)
     runtime = app.track_runtime()
     assert runtime is not None
-    before = {p.pid for p in psutil.process_iter() if _is_worker(p)}
+    before = _workers_of(app)
     second = psutil.Popen([PY, "-m", "lsq.cli._daemon", "lsq.yaml"], cwd=app.root,
                           env=app.env, stdout=-1, stderr=-1)
     out, _ = second.communicate(timeout=30)
     assert second.returncode == 1 and b"already running" in out
-    assert {p.pid for p in psutil.process_iter() if _is_worker(p)} == before
+    assert _workers_of(app) == before
+
+
+def _workers_of(app: App) -> set[int]:
+    """The gateway workers running in `app`'s folder: other apps (another
+    test, a developer's own) may run theirs meanwhile."""
+    found = set()
+    for proc in psutil.process_iter():
+        try:
+            if _is_worker(proc) and proc.cwd() == str(app.root):
+                found.add(proc.pid)
+        except psutil.Error:
+            pass
+    return found
 
 
 def _is_worker(proc: psutil.Process) -> bool:
@@ -390,7 +403,7 @@ def test_a_signal_during_a_warm_start_leaves_nothing(app: App, sig: int) -> None
     _counted_app(app)
     _up(app)
     _restart(app)
-    before = {p.pid for p in psutil.process_iter() if _is_worker(p)}
+    before = _workers_of(app)
     for delay in (0.0, 0.03, 0.06, 0.1):
         cli = psutil.Popen([LSQ, "up", "-d"],
                            cwd=app.root, env=app.env, stdout=-1, stderr=-1)
@@ -404,7 +417,7 @@ def test_a_signal_during_a_warm_start_leaves_nothing(app: App, sig: int) -> None
         assert_all_gone(seen, timeout=15)
         services = _web_processes(app)
         assert services == [], f"left after signal {sig} at {delay}s: {services}"
-    assert {p.pid for p in psutil.process_iter() if _is_worker(p)} == before
+    assert _workers_of(app) == before
 
 
 def test_a_taken_ingress_port_is_refused_before_any_early_start(app: App) -> None:

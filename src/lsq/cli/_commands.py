@@ -70,10 +70,10 @@ def _state_dir(app: AppConfig | AppFolder) -> Path:
     return app.root / ".lsq"
 
 
-def _client(app: AppConfig | AppFolder):  # type: ignore[no-untyped-def]
+def _client(app: AppConfig | AppFolder, timeout: float | None = 30.0):  # type: ignore[no-untyped-def]
     from lsq.control import ControlClient
 
-    return ControlClient(_state_dir(app))
+    return ControlClient(_state_dir(app), timeout=timeout)
 
 
 def _check_names(app: AppConfig, names: tuple[str, ...]) -> None:
@@ -255,7 +255,11 @@ def _service_command(verb: str) -> None:
     @click.argument("service")
     @click.pass_obj
     def command(ctx: Context, service: str) -> None:
-        _client(_folder(ctx)).post(f"/v1/services/{service}/{verb}")
+        # A restart answers once each replica in turn is healthy again, which
+        # the runtime bounds by the service's startup_timeout per replica: no
+        # bound of the CLI's own would be right for every app.
+        timeout = None if verb == "restart" else 30.0
+        _client(_folder(ctx), timeout).post(f"/v1/services/{service}/{verb}")
         click.echo(f"lsq: {service}: {verb} done")
 
 

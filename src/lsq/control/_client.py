@@ -18,7 +18,7 @@ from lsq.runtime._info import process_state
 
 
 class ControlClient:
-    def __init__(self, state_dir: Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, state_dir: Path, *, timeout: float | None = 30.0) -> None:
         info = read_runtime_info(state_dir)
         if info is None:
             raise RuntimeNotRunning(

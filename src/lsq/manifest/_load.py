@@ -186,6 +186,8 @@ class _Loader:
         if path:
             where = node.place if isinstance(node.value, dict | list) else node.mark
             self.origins[_dotted(path)] = Origin("manifest", where)
+            if _is_restart_shorthand(node, path):  # `restart: always` sets restart.policy
+                self.origins[f"{_dotted(path)}.policy"] = Origin("manifest", where)
         if _is_depends_list(node, path):
             for item in node.value:  # keyed by name, as the schema turns it
                 _check_text(item.text, item, path)
@@ -535,6 +537,13 @@ def _found(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value)
+
+
+def _is_restart_shorthand(node: Node, path: Loc) -> bool:
+    """A service's `restart:` written as its policy alone
+    (`lsq.manifest._rules.restart_shorthand`)."""
+    return (len(path) == 3 and path[0] == "services" and path[2] == "restart"
+            and isinstance(node.value, str))
 
 
 def _close_matches(word: str, words: list[str]) -> list[str]:

@@ -331,16 +331,13 @@ class Replica:
         self._crashes += 1
         self.instance.crashes = self._crashes
         last = f"; last error: {self._last_stderr}" if self._last_stderr and code >= 0 else ""
-        # The restart count (`instance.restarts`) grows when the restart is
-        # made; until then the reason counts crashes, so `lsq ps` never shows
-        # a restart number the RESTARTS column has not reached.
-        in_a_row = f"; {self._crashes} crashes in a row" if self._crashes > 1 else ""
         # The reason stays true while it waits (`next_retry` says when); the
-        # event says when as of now.
+        # event says when as of now. Neither counts: the RESTARTS column
+        # (`instance.restarts`, grown when the restart is made) does.
         self._set(
             State.BACKOFF,
-            f"{how}{in_a_row}{last}",
-            said=f"{how}; restarting in {delay:.1f}s{in_a_row}{last}",
+            f"{how}{last}",
+            said=f"{how}; restarting in {delay:.1f}s{last}",
             pid=None,
             next_retry=time.time() + delay,
         )
@@ -799,11 +796,19 @@ class Supervisor:
             replica._crashes = 0
             replica.start()
             inst = replica.instance
+            # A crash ends the wait too: the replica restarts on its policy's
+            # back-off, which a crash loop would wait out for the whole timeout.
             await self.wait_until(
                 lambda: (inst.state is State.RUNNING and inst.healthy)
-                or inst.state in (State.FAILED, State.EXITED),
+                or inst.state in (State.FAILED, State.EXITED, State.BACKOFF),
                 timeout,
             )
+            if inst.state is State.BACKOFF:
+                raise ServiceError(
+                    f"{replica.id} crashed after its restart ({inst.reason or 'no detail'}); "
+                    "it is restarted again after its back-off, and the replicas after it "
+                    f"were not restarted; see `lsq logs {unit.name}`"
+                )
             if not (inst.state is State.RUNNING and inst.healthy):
                 raise ServiceError(
                     f"{replica.id} was not healthy within {timeout:g}s after its restart "
