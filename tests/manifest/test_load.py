@@ -305,6 +305,37 @@ def test_extension_keys_are_ignored(load_app: Load) -> None:
 
 # The bad-input table: (lsq.yaml, other files, overrides, place, key words).
 BAD = {
+    "a quoted number in the gateway section": (
+        "services:\n  web: {command: run}\ngateway: {workers: '2'}\n",
+        {},
+        (),
+        "lsq.yaml:3:20",
+        ["gateway.workers: expected an integer, found '2'",
+         "write the number without quotes: workers: 2"],
+    ),
+    "yes for a boolean (text in YAML 1.2)": (
+        "services:\n  web: {command: run}\ngateway: {access_log: yes}\n",
+        {},
+        (),
+        "lsq.yaml:3:23",
+        ["gateway.access_log: expected true or false, found 'yes'",
+         "write access_log: true or access_log: false, without quotes"],
+    ),
+    "a quoted boolean in a health check": (
+        "services:\n  web: {command: run, health: {tcp: 'true'}}\n",
+        {},
+        (),
+        "lsq.yaml:2:37",
+        ["services.web.health.tcp: expected true or false, found 'true'",
+         "write tcp: true or tcp: false, without quotes"],
+    ),
+    "a quoted count in a health check": (
+        "services:\n  web: {command: run, health: {tcp: true, failure_threshold: '3'}}\n",
+        {},
+        (),
+        "lsq.yaml:2:",
+        ["services.web.health.failure_threshold: expected an integer, found '3'"],
+    ),
     "a duration too large for a float": (
         "services:\n  web: {command: run, stop_timeout: 1" + "0" * 400 + "}\n",
         {},

@@ -8,7 +8,7 @@ Written by `python -m lsq.manifest._compile`; do not edit.
 from lsq.manifest import _frozen, _rules
 from lsq.manifest._core import defaults, field, make, model
 
-SOURCES = 'e24df06fceaa8eb99b04b750a4a8ac03'
+SOURCES = '1e9da2081541eb122b918c823287eb7c'
 PYDANTIC = '2.14.4'
 PYDANTIC_CORE = '2.50.5'
 
@@ -41,7 +41,7 @@ HEALTH = model(
         'failure_threshold': field({'type': 'int', 'ge': 1}, default=3),
         'success_threshold': field({'type': 'int', 'ge': 1}, default=1),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Health'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Health'},
 )
 
 RESTART = model(
@@ -59,7 +59,7 @@ RESTART = model(
         ),
         'reset_after': field(DURATION, default=60.0),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Restart'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Restart'},
     ref='lsq.manifest._schema.Restart',
 )
 
@@ -85,7 +85,7 @@ ROUTE = model(
             default=None,
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Route'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Route'},
     ref='lsq.manifest._schema.Route',
 )
 
@@ -112,7 +112,7 @@ SMOKEREQUEST = model(
             default=None,
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'SmokeRequest'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'SmokeRequest'},
     ref='lsq.manifest._schema.SmokeRequest',
 )
 
@@ -129,7 +129,7 @@ ANALYSIS = model(
             default='rollback',
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Analysis'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Analysis'},
     ref='lsq.manifest._schema.Analysis',
 )
 
@@ -164,7 +164,7 @@ RELEASE = model(
             default_factory_takes_data=False,
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Release'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Release'},
     ref='lsq.manifest._schema.Release',
 )
 
@@ -291,7 +291,7 @@ SERVICE = model(
         ),
         'release': field({'type': 'nullable', 'schema': RELEASE}, default=None),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Service'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Service'},
 )
 
 GATEWAY = model(
@@ -311,7 +311,7 @@ GATEWAY = model(
         'idle_timeout': field(DURATION, default=60.0),
         'access_log': field({'type': 'bool'}, default=True),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Gateway'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Gateway'},
     ref='lsq.manifest._schema.Gateway',
 )
 
@@ -344,7 +344,7 @@ MANIFEST = model(
             default_factory_takes_data=False,
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Manifest'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Manifest'},
     ref='lsq.manifest._schema.Manifest',
 )
 
@@ -366,7 +366,7 @@ RETRIES = model(
         'backoff_base': field(OPTIONAL_DURATION, default=None),
         'backoff_cap': field(OPTIONAL_DURATION, default=None),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Retries'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Retries'},
     ref='lsq.manifest._schema.Retries',
 )
 
@@ -383,14 +383,14 @@ OUTLIER = model(
             default=None,
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Outlier'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Outlier'},
     ref='lsq.manifest._schema.Outlier',
 )
 
 BREAKER = model(
     'Breaker',
     {'enabled': field({'type': 'nullable', 'schema': {'type': 'bool'}}, default=None)},
-    config={'extra_fields_behavior': 'forbid', 'title': 'Breaker'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Breaker'},
     ref='lsq.manifest._schema.Breaker',
 )
 
@@ -404,7 +404,7 @@ POLICY = model(
         'outlier': field({'type': 'nullable', 'schema': OUTLIER}, default=None),
         'breaker': field({'type': 'nullable', 'schema': BREAKER}, default=None),
     },
-    config={'extra_fields_behavior': 'forbid', 'title': 'Policy'},
+    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Policy'},
     ref='lsq.manifest._schema.Policy',
 )
 

@@ -499,6 +499,9 @@ def _translate(errors: list[ErrorDetails], tree: Node) -> ManifestError:
     quoted = node.style in ("'", '"') and _INT.match(node.text)
     if quoted and first["type"] == "int_type":
         fix = f"write the number without quotes: {field}: {node.text}"
+    if first["type"] == "bool_type" and isinstance(node.value, str):
+        # YAML 1.2 reads only true and false as booleans: yes, on, 'true' are text.
+        fix = f"write {field}: true or {field}: false, without quotes"
     restart_word = node.value in ("always", "on-failure", "no")
     if len(path) == 3 and path[0] == "services" and field == "policy" and restart_word:
         fix = (f"when to restart goes under restart: (restart: {node.value}); "

@@ -34,7 +34,7 @@ class _Model(BaseModel):
     # The validators and serializers are built on first use, not at import:
     # a process that only reads models (a runtime given an app the CLI
     # checked, as pydantic objects or frozen) never needs them.
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, strict=True)
 
 
 class Health(_Model):
