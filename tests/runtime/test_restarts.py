@@ -20,14 +20,18 @@ def _delays(output: str, instance: str) -> list[float]:
     ]
 
 
+# A service that crashes at once, with back-off base 0.5 s and cap 4 s.
+CRASHING = """
+    services:
+      crash:
+        command: echo boom >&2; exit 1
+        restart: {backoff: 0.5s, backoff_max: 4s}
+"""
+
+
 def test_a_crash_loop_backs_off_with_growing_delays(app: App) -> None:
     # B10, watched for ~12 s with base 0.5 s and cap 4 s instead of 30 s.
-    app.manifest("""
-        services:
-          crash:
-            command: echo boom >&2; exit 1
-            restart: {backoff: 0.5s, backoff_max: 4s}
-    """)
+    app.manifest(CRASHING)
     up = app.up()
     up.wait_output("crash-0: backoff")
     runtime = psutil.Process(up.pid)
@@ -214,14 +218,10 @@ def test_a_command_that_cannot_run_is_described_by_what_is_wrong(tmp_path) -> No
 def test_restart_of_a_crashing_service_says_so_at_once(app: App) -> None:
     # `lsq restart` waits for each replica to be healthy again; one that
     # crashes again ends the wait with the reason, not a 30 s time-out.
-    app.manifest("""
-        services:
-          crash:
-            command: echo boom >&2; exit 1
-            restart: {backoff: 0.5s, backoff_max: 4s}
-          steady:
-            command: [%s, -c, "import time; time.sleep(300)"]
-    """ % PY)
+    app.manifest(CRASHING + f"""
+      steady:
+        command: [{PY}, -c, "import time; time.sleep(300)"]
+""")
     up = app.up()
     up.wait_output("crash-0: backoff")
     started = time.monotonic()
