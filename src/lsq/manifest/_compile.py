@@ -149,11 +149,16 @@ class _Converter:
             for field, spec in node["schema"]["fields"].items()
         }
         assert tuple(fields) == _frozen.FIELDS[name], name
+        # Every model has the config and the definition name `_core.model`
+        # gives it; written out, they would be the same lines for each.
         config = dict(node.get("config", {}))
-        assert config.get("extra_fields_behavior") == "forbid", name
-        keywords: dict[str, Any] = {"config": config}
+        if config != _core.model_config(name):
+            raise SystemExit(f"lsq.manifest._compile: {name}'s config is {config}, not "
+                             f"{_core.model_config(name)}; change lsq.manifest._core.MODEL_CONFIG")
+        keywords: dict[str, Any] = {}
         if "ref" in node:
-            keywords["ref"] = _stable_ref(node["ref"])
+            assert _stable_ref(node["ref"]) == _core.model_ref(name), node["ref"]
+            keywords["referenced"] = True
         self.models[name] = _Call("model", [name, fields], keywords)
         return _Ref(name.upper())
 

@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
     from lsq.manifest._schema import Manifest
 
-# What the compiled schema is made from, beside pydantic-core itself.
-_SOURCES = ("_schema.py", "_rules.py", "_frozen.py", "_compile.py")
+# What the compiled schema is made from, beside pydantic-core itself (this
+# module too: its `model` and `field` build what the compiled schema writes).
+_SOURCES = ("_schema.py", "_rules.py", "_frozen.py", "_compile.py", "_core.py")
 
 _validator: SchemaValidator | None | bool = False  # False: not looked for yet
 
@@ -162,15 +163,31 @@ def field(schema: dict[str, Any], **default: Any) -> dict[str, Any]:
     return {"type": "typed-dict-field", "schema": schema, "required": False}
 
 
-def model(name: str, fields: dict[str, Any], *, config: dict[str, Any],
-          ref: str | None = None) -> dict[str, Any]:
+MODEL_CONFIG = {"extra_fields_behavior": "forbid", "strict": True}
+"""What pydantic makes of the models' `ConfigDict` (lsq.manifest._schema),
+the same for all; `_compile` stops if a model's differs."""
+
+
+def model_config(name: str) -> dict[str, Any]:
+    return {**MODEL_CONFIG, "title": name}
+
+
+def model_ref(name: str) -> str:
+    """The name under which pydantic defines the model `name` when other
+    parts of the schema refer to it."""
+    return f"lsq.manifest._schema.{name}"
+
+
+def model(name: str, fields: dict[str, Any], *, referenced: bool = False) -> dict[str, Any]:
     """The model `name` as a typed dict of `fields`, built into its frozen
-    form; unknown keys refused, as the models refuse them."""
+    form; unknown keys refused, as the models refuse them. A `referenced`
+    model is defined under its name (`model_ref`) for others to refer to."""
+    config = model_config(name)
     typed = {"type": "typed-dict", "fields": fields, "config": config,
              "extra_behavior": config["extra_fields_behavior"]}
     node = {"type": "function-after", "schema": typed,
             "function": {"type": "no-info", "function": make(name)}}
-    return {**node, "ref": ref} if ref else node
+    return {**node, "ref": model_ref(name)} if referenced else node
 
 
 def make(name: str) -> Callable[[dict[str, Any]], Frozen]:

@@ -8,7 +8,7 @@ Written by `python -m lsq.manifest._compile`; do not edit.
 from lsq.manifest import _frozen, _rules
 from lsq.manifest._core import defaults, field, make, model
 
-SOURCES = '1e9da2081541eb122b918c823287eb7c'
+SOURCES = '142302923085bb3abbae6ab5a9eaf2d4'
 PYDANTIC = '2.14.4'
 PYDANTIC_CORE = '2.50.5'
 
@@ -41,7 +41,6 @@ HEALTH = model(
         'failure_threshold': field({'type': 'int', 'ge': 1}, default=3),
         'success_threshold': field({'type': 'int', 'ge': 1}, default=1),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Health'},
 )
 
 RESTART = model(
@@ -59,8 +58,7 @@ RESTART = model(
         ),
         'reset_after': field(DURATION, default=60.0),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Restart'},
-    ref='lsq.manifest._schema.Restart',
+    referenced=True,
 )
 
 ROUTE = model(
@@ -85,8 +83,7 @@ ROUTE = model(
             default=None,
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Route'},
-    ref='lsq.manifest._schema.Route',
+    referenced=True,
 )
 
 SMOKEREQUEST = model(
@@ -112,8 +109,7 @@ SMOKEREQUEST = model(
             default=None,
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'SmokeRequest'},
-    ref='lsq.manifest._schema.SmokeRequest',
+    referenced=True,
 )
 
 ANALYSIS = model(
@@ -129,8 +125,7 @@ ANALYSIS = model(
             default='rollback',
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Analysis'},
-    ref='lsq.manifest._schema.Analysis',
+    referenced=True,
 )
 
 RELEASE = model(
@@ -164,8 +159,7 @@ RELEASE = model(
             default_factory_takes_data=False,
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Release'},
-    ref='lsq.manifest._schema.Release',
+    referenced=True,
 )
 
 SERVICE = model(
@@ -291,7 +285,6 @@ SERVICE = model(
         ),
         'release': field({'type': 'nullable', 'schema': RELEASE}, default=None),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Service'},
 )
 
 GATEWAY = model(
@@ -311,8 +304,7 @@ GATEWAY = model(
         'idle_timeout': field(DURATION, default=60.0),
         'access_log': field({'type': 'bool'}, default=True),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Gateway'},
-    ref='lsq.manifest._schema.Gateway',
+    referenced=True,
 )
 
 MANIFEST = model(
@@ -344,8 +336,7 @@ MANIFEST = model(
             default_factory_takes_data=False,
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Manifest'},
-    ref='lsq.manifest._schema.Manifest',
+    referenced=True,
 )
 
 RETRIES = model(
@@ -366,8 +357,7 @@ RETRIES = model(
         'backoff_base': field(OPTIONAL_DURATION, default=None),
         'backoff_cap': field(OPTIONAL_DURATION, default=None),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Retries'},
-    ref='lsq.manifest._schema.Retries',
+    referenced=True,
 )
 
 OUTLIER = model(
@@ -383,15 +373,13 @@ OUTLIER = model(
             default=None,
         ),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Outlier'},
-    ref='lsq.manifest._schema.Outlier',
+    referenced=True,
 )
 
 BREAKER = model(
     'Breaker',
     {'enabled': field({'type': 'nullable', 'schema': {'type': 'bool'}}, default=None)},
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Breaker'},
-    ref='lsq.manifest._schema.Breaker',
+    referenced=True,
 )
 
 POLICY = model(
@@ -404,8 +392,7 @@ POLICY = model(
         'outlier': field({'type': 'nullable', 'schema': OUTLIER}, default=None),
         'breaker': field({'type': 'nullable', 'schema': BREAKER}, default=None),
     },
-    config={'extra_fields_behavior': 'forbid', 'strict': True, 'title': 'Policy'},
-    ref='lsq.manifest._schema.Policy',
+    referenced=True,
 )
 
 SCHEMA = {'type': 'definitions', 'schema': MANIFEST, 'definitions': [POLICY]}
