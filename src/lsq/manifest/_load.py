@@ -33,7 +33,7 @@ from lsq.manifest._interpolate import (
     is_instance_variable,
 )
 from lsq.manifest._names import env_name
-from lsq.manifest._rules import NAME_PATTERN
+from lsq.manifest._rules import NAME_PATTERN, restart_shorthand
 from lsq.manifest._yaml import Node, merge_override, parse, place_of
 
 if TYPE_CHECKING:  # a valid manifest loaded `frozen` needs no pydantic
@@ -186,8 +186,8 @@ class _Loader:
         if path:
             where = node.place if isinstance(node.value, dict | list) else node.mark
             self.origins[_dotted(path)] = Origin("manifest", where)
-            if _is_restart_shorthand(node, path):  # `restart: always` sets restart.policy
-                self.origins[f"{_dotted(path)}.policy"] = Origin("manifest", where)
+            for key in _shorthand_keys(node, path):  # `restart: always` sets restart.policy
+                self.origins[f"{_dotted(path)}.{key}"] = Origin("manifest", where)
         if _is_depends_list(node, path):
             for item in node.value:  # keyed by name, as the schema turns it
                 _check_text(item.text, item, path)
@@ -542,11 +542,14 @@ def _found(value: object) -> str:
     return repr(value)
 
 
-def _is_restart_shorthand(node: Node, path: Loc) -> bool:
-    """A service's `restart:` written as its policy alone
-    (`lsq.manifest._rules.restart_shorthand`)."""
-    return (len(path) == 3 and path[0] == "services" and path[2] == "restart"
-            and isinstance(node.value, str))
+def _shorthand_keys(node: Node, path: Loc) -> list[str]:
+    """The keys a service's `restart:` written in short (its policy alone)
+    stands for, as `lsq.manifest._rules.restart_shorthand` expands it; none
+    for anything else."""
+    if not (len(path) == 3 and path[0] == "services" and path[2] == "restart"):
+        return []
+    expanded = restart_shorthand(node.value)
+    return list(expanded) if expanded is not node.value and isinstance(expanded, dict) else []
 
 
 def _close_matches(word: str, words: list[str]) -> list[str]:
