@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,45 @@ def test_an_unhealthy_answer_is_not_refused() -> None:
     assert (ok, refused) == (False, False)
     assert "503" in detail
     assert healthy[:2] == (True, False)
+
+
+_CANCELLED_TWICE = """
+import asyncio, contextlib, os, sys
+from pathlib import Path
+
+import psutil
+
+from lsq.manifest import Health
+from lsq.runtime._health import probe
+from lsq.runtime._lock import become_subreaper
+
+
+async def main() -> None:
+    become_subreaper()  # as the runtime is: the command's `sleep` comes back to us
+    check = Health(command="sleep 30; true", timeout=60)
+    task = asyncio.create_task(probe(check, host="127.0.0.1", port=1, cwd=Path("."), env=dict(os.environ)))
+    await asyncio.sleep(float(sys.argv[1]))
+    task.cancel()  # the probe times out, or the replica stops...
+    await asyncio.sleep(0)
+    task.cancel()  # ...and the shut-down cancels it again while it ends the command
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    print(task.cancelled(), flush=True)
+    await asyncio.sleep(1.0)  # what was left is dead by now, but no zombie is reaped
+    print(sorted((p.name(), p.status()) for p in psutil.Process().children()))
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("after", [0.0, 0.5])
+def test_a_health_command_cancelled_twice_leaves_nothing(after: float) -> None:
+    # A probe cancelled while it ended its timed-out command used to stop
+    # half-way: what the command started stayed as a zombie of the runtime
+    # and was reported at shut-down as having left its service's group. At
+    # 0.0 the cancels come while the command is being started.
+    out = subprocess.run([sys.executable, "-c", _CANCELLED_TWICE, str(after)],
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["True", "[]"], out.stdout + out.stderr

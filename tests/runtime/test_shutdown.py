@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import termios
+import threading
 import time
 from pathlib import Path
 
@@ -486,8 +487,6 @@ def test_a_lock_probe_does_not_make_a_starting_runtime_give_up(tmp_path) -> None
     # `lsq down` and `lsq ps` test the app's lock by taking it for an
     # instant; a runtime starting at that instant used to fail with
     # "already running".
-    import threading
-
     from lsq.runtime._lock import AppLock
 
     fd = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -539,28 +538,49 @@ def _unregistered_service(app_dir: Path) -> subprocess.Popen[bytes]:
                             env=env, start_new_session=True)
 
 
-@pytest.mark.parametrize("lock_held", [False, True])
-def test_the_guard_sweeps_services_it_was_not_told_of(tmp_path: Path, lock_held: bool) -> None:
-    from lsq.runtime._lock import AppLock, GuardProcess
+_RUNTIME_WITH_A_GUARD = """
+import sys, time
+from pathlib import Path
+from lsq.runtime._lock import GuardProcess
+print(GuardProcess(app_dir=Path(sys.argv[1])).pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("lock_held", ["no", "a moment", "yes"])
+def test_the_guard_sweeps_services_it_was_not_told_of(tmp_path: Path, lock_held: str) -> None:
+    from lsq.runtime._lock import AppLock
 
     (tmp_path / ".lsq").mkdir()
     (tmp_path / ".lsq" / "lock").touch()
     service = _unregistered_service(tmp_path)
     other = _unregistered_service(tmp_path / "another-app")
-    guard = GuardProcess(app_dir=tmp_path)
+    runtime = subprocess.Popen([PY, "-c", _RUNTIME_WITH_A_GUARD, str(tmp_path)],
+                               stdout=subprocess.PIPE, text=True)
+    assert runtime.stdout is not None
+    guard = psutil.Process(int(runtime.stdout.readline()))
     lock = AppLock(tmp_path / ".lsq")
-    if lock_held:  # a new runtime of the app runs: those are its services
+    if lock_held != "no":  # a new runtime of the app runs: those are its services
         lock.acquire()
     try:
-        guard._pipe.close()  # as when the runtime is killed
-        guard._proc.wait(timeout=10)
-        if lock_held:
+        time.sleep(0.5)  # the guard is up (it starts in some 30 ms) and reads its pipe
+        runtime.kill()
+        runtime.wait()
+        if lock_held == "a moment":
+            # A start the killed runtime had under way: forked, it holds a
+            # copy of the lock until it closes what it was not given. A guard
+            # that asked only once swept nothing, and that start ran unowned.
+            time.sleep(0.3)
+            lock.release()
+        guard.wait(timeout=10)
+        if lock_held == "yes":
             assert service.poll() is None
         else:
             assert service.wait(timeout=5) == -signal.SIGTERM
         assert other.poll() is None  # another app's service is left alone
     finally:
         lock.release()
+        runtime.stdout.close()
         for proc in (service, other):
             proc.kill()
             proc.wait()

@@ -114,10 +114,20 @@ def prefork_worker() -> None:
             import gc
             import signal
 
+            # The runtime notes stop signals for its loop to act on
+            # (lsq._signals); the worker must not: its parent's death comes as
+            # SIGTERM, which ends it from here on. Ctrl-C and a hang-up go to
+            # the whole group and are the runtime's to handle.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             gc.freeze()  # the runtime's objects stay shared, not copied on a GC pass
             gc.enable()  # a runtime starting up may run without it (lsq.cli._early)
             _name_process(b"lsq-gateway")
-            fd = theirs.fileno()
+            # Closed below with the rest, `ours` must not close later a number
+            # used again by then; `theirs` is the worker's channel, owned by it.
+            ours.detach()
+            fd = theirs.detach()
             os.closerange(3, fd)
             os.closerange(fd + 1, 1 << 16)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())

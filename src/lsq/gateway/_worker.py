@@ -464,9 +464,10 @@ def _die_with_parent(parent: int) -> None:
 
 def main(argv: list[str]) -> None:
     fd, parent = int(argv[0]), int(argv[1])
-    _die_with_parent(parent)
+    # Before the parent-death signal is asked for, so that it finds its handler.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runtime's to handle
+    _die_with_parent(parent)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     uvloop.run(serve(fd))
 

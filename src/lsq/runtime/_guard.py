@@ -15,7 +15,7 @@ process whose environment says `LSQ_APP_DIR=DIR` and `LSQ_INSTANCE` (a service
 of this app), while it holds the app's lock (`DIR/.lsq/lock`): if another
 runtime holds it, those are that runtime's services, and none are swept.
 
-Run as `python -I -S .../_guard.py [--app-dir DIR]`. It uses only the
+Run as `python -I -S .../_guard.py --runtime PID [--app-dir DIR]`. It uses only the
 standard library so that it starts fast and stays small.
 """
 
@@ -30,6 +30,7 @@ import time
 GRACE = 3.0
 SWEEPING = "sweeping"  # in .lsq/: this guard's pid while it ends a dead runtime's services
 SECOND_LOOK = 0.5  # seconds after the first sweep, at the least, for a second one
+LOCK_WAIT = 1.0  # seconds the lock is asked for (see _lock)
 
 
 def _alive(pgid: int) -> bool:
@@ -90,25 +91,37 @@ def _wait_gone(runtime: int) -> None:
 
 
 def _lock(app_dir: str) -> int | None:
-    """The app's lock, if no runtime holds it; None otherwise."""
+    """The app's lock, if no runtime holds it; None otherwise.
+
+    A start the dead runtime had under way holds a copy of the lock from its
+    fork until it closes the descriptors it was not given, a moment later
+    (more on a loaded machine); a new runtime of the app holds it for good.
+    So it is asked for again for up to LOCK_WAIT seconds."""
     try:
         fd = os.open(os.path.join(app_dir, ".lsq", "lock"), os.O_RDWR)
     except OSError:
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.01)
 
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     args = sys.argv[1:]
-    app_dir = args[1] if len(args) == 2 and args[0] == "--app-dir" else None
-    runtime = os.getppid()
+    options = dict(zip(args[::2], args[1::2]))
+    app_dir = options.get("--app-dir")
+    # Given, not read: a runtime killed while this interpreter started is
+    # no longer our parent by the time we could ask.
+    runtime = int(options.get("--runtime", "0"))
     groups: set[int] = set()
     for line in sys.stdin.buffer:
         text = line.strip().decode("ascii", "replace")

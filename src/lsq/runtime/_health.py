@@ -8,6 +8,7 @@ than every other part of a probe, and the runtime runs one probe per replica.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import signal
 import socket
@@ -17,7 +18,10 @@ from typing import TYPE_CHECKING
 
 from lsq.runtime._spawn import argv_for, group_gone, signal_group
 
-if TYPE_CHECKING:  # the runtime reads a frozen app (lsq.manifest._frozen), not the schema
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    # The runtime reads a frozen app (lsq.manifest._frozen), not the schema.
     from lsq.manifest import Health
 
 _REAP_WAIT = 0.5  # seconds a killed health command's group may take to go
@@ -159,26 +163,49 @@ async def _http(host: str, port: int, path: str) -> ProbeResult:
 async def _command(command: str | list[str], cwd: Path, env: dict[str, str]) -> ProbeResult:
     try:
         argv = argv_for(command, env)
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
     except OSError as exc:
         return ProbeResult(False, f"health command: {exc}")
+    starting = asyncio.ensure_future(asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    ))
     try:
+        # Shielded: a command cancelled while it starts is still ended below.
+        proc = await asyncio.shield(starting)
         code = await proc.wait()
     except asyncio.CancelledError:
         # Timed out or no longer wanted: end the whole group, not only the
         # shell, and reap what it started. Those processes are reparented to
         # the runtime (a subreaper) and would stay as zombies, one more at
-        # every probe that times out.
-        signal_group(proc.pid, signal.SIGKILL)
-        await proc.wait()
-        await group_gone(proc.pid, _REAP_WAIT)
+        # every probe that times out. A shut-down that cancels the probe
+        # again meanwhile must not cut that short: it would find them.
+        await _to_the_end(_end_command(starting))
         raise
+    except OSError as exc:
+        return ProbeResult(False, f"health command: {exc}")
     return ProbeResult(code == 0, "" if code == 0 else f"health command exited {code}")
+
+
+async def _end_command(starting: asyncio.Future[asyncio.subprocess.Process]) -> None:
+    try:
+        proc = await starting
+    except OSError:
+        return
+    signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
+    await group_gone(proc.pid, _REAP_WAIT)
+
+
+async def _to_the_end(work: Coroutine[object, object, None]) -> None:
+    """Await `work` until it is done, however often the caller is cancelled
+    meanwhile; the caller re-raises its cancellation after. `work` is bounded."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    task.result()

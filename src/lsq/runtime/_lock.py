@@ -88,7 +88,8 @@ class GuardProcess:
         # Run as a plain file (-I -S: no site, no lsq package) so that the
         # guard costs a bare interpreter's memory, not the runtime's imports.
         # With the app's folder it also sweeps services it was not told of.
-        extra = ["--app-dir", str(app_dir)] if app_dir is not None else []
+        extra = ["--runtime", str(os.getpid())]
+        extra += ["--app-dir", str(app_dir)] if app_dir is not None else []
         self._proc = subprocess.Popen(
             [sys.executable, "-I", "-S", str(Path(__file__).with_name("_guard.py")), *extra],
             stdin=subprocess.PIPE,
