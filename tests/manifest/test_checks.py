@@ -216,6 +216,22 @@ def test_program_with_a_slash_is_found_from_the_services_cwd(
     )
 
 
+def test_a_cwd_that_is_not_a_folder_is_warned_of_with_its_place(
+    load_app: Load, tmp_path: Path
+) -> None:
+    # `lsq validate` passed it silently, and `lsq up -d` then failed.
+    (tmp_path / "file").write_text("")
+    for cwd, what in (("api", "does not exist"), ("file", "is not a folder")):
+        app = load_app(f"services:\n  a:\n    command: [./serve.sh]\n    cwd: {cwd}\n"
+                       "  b:\n    command: run\n")
+        assert app.warnings == ((
+            f"lsq.yaml:4:10: services.a.cwd: '{cwd}' {what} (looked for {tmp_path / cwd}); "
+            "create it or fix the path (lsq up will mark a failed)"
+        ),)
+    (tmp_path / "api").mkdir()
+    assert load_app("services:\n  a:\n    command: run\n    cwd: api\n").warnings == ()
+
+
 def test_program_is_looked_up_on_the_services_own_path(
     load_app: Load, tmp_path: Path
 ) -> None:

@@ -336,6 +336,36 @@ BAD = {
         "lsq.yaml:2:",
         ["services.web.health.failure_threshold: expected an integer, found '3'"],
     ),
+    "a number of thousands of digits (past what int() reads from text)": (
+        "services:\n  web:\n    command: run\n    replicas: " + "9" * 5000 + "\n",
+        {},
+        (),
+        "lsq.yaml:4:15",
+        [("services.web.replicas: expected a number <= 256, found "
+          "9999999999999999999999999999999999999...; write a whole number")],
+    ),
+    "a negative number of thousands of digits": (
+        "services:\n  web:\n    command: run\n    port: -" + "9" * 5000 + "\n",
+        {},
+        (),
+        "lsq.yaml:4:11",
+        ["services.web.port: expected a number >= 1, found -999999999999999999999999999999999999...; "],
+    ),
+    "a duration of thousands of digits": (
+        "services:\n  web:\n    command: run\n    stop_timeout: " + "9" * 5000 + "\n",
+        {},
+        (),
+        "lsq.yaml:4:19",
+        [("services.web.stop_timeout: expected a duration of at most 1000 years, found "
+          "9999999999999999999999999999999999999...; ")],
+    ),
+    "a long text where a number goes": (
+        "services:\n  web:\n    command: run\n    replicas: " + "x" * 500 + "\n",
+        {},
+        (),
+        "lsq.yaml:4:15",
+        ["services.web.replicas: expected an integer, found 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...; "],
+    ),
     "a duration too large for a float": (
         "services:\n  web: {command: run, stop_timeout: 1" + "0" * 400 + "}\n",
         {},
@@ -677,10 +707,37 @@ def test_anchor_defined_in_the_override_itself_works(load_app: Load) -> None:
     assert app.env["web"] == {"A": "1"}
 
 
-@pytest.mark.parametrize("open_, close", [("[", "]"), ("{a: ", "}")])
+@pytest.mark.parametrize("open_, close, column", [("[", "]", 111), ("{a: ", "}", 402)])
 def test_values_nested_too_deeply_get_one_error_not_a_crash(
-    load_app: Load, open_: str, close: str
+    load_app: Load, open_: str, close: str, column: int
 ) -> None:
+    # The place is where the nesting passes 100 levels.
     deep = open_ * 3000 + close * 3000
-    with pytest.raises(ManifestError, match=r"^lsq.yaml: values are nested too deeply"):
+    with pytest.raises(ManifestError) as caught:
         load_app(f"services:\n  web:\n    command: {deep}\n")
+    assert str(caught.value) == (
+        f"lsq.yaml:3:{column}: expected values nested a few levels deep, found more than "
+        "100 levels of [ and { here; close what was opened: each [ with a ], each { with a }"
+    )
+
+
+def test_blocks_indented_too_deeply_are_named_with_their_place(load_app: Load) -> None:
+    lines = [f"{'  ' * (level + 2)}k{level}:" for level in range(1000)]
+    with pytest.raises(ManifestError) as caught:
+        load_app("services:\n  web:\n    command: run\n    env:\n" + "\n".join(lines) + " x\n")
+    assert str(caught.value) == (
+        "lsq.yaml:103:201: expected values nested a few levels deep, found more than "
+        "100 levels of indented blocks here; check the indentation"
+    )
+
+
+def test_aliases_nested_too_deeply_get_one_error_not_a_crash(load_app: Load) -> None:
+    # Each alias repeats the one before it inside a list: the text stays
+    # flat, the value it stands for is thousands of levels deep.
+    anchors = ["x-0: &a0 [1]"] + [f"x-{i}: &a{i} [*a{i - 1}]" for i in range(1, 3000)]
+    with pytest.raises(ManifestError) as caught:
+        load_app("\n".join(anchors) + "\nservices:\n  web: {command: run, env: {A: *a2999}}\n")
+    assert str(caught.value) == (
+        "lsq.yaml: values are nested too deeply to read; a manifest needs a few levels at "
+        "most; check the anchors (&) and aliases (*)"
+    )

@@ -190,6 +190,19 @@ def parse_duration(value: object) -> float:
 def _bounded(seconds: float, written: object) -> float:
     # Compared before float(): an int too large for a float raises OverflowError.
     if not seconds <= _LONGEST:  # too long, infinite, or NaN
-        shown = written if len(str(written)) <= 40 else f"{str(written)[:37]}..."
+        shown = written if isinstance(written, str) else as_found(written)
+        shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
         raise ValueError(f"expected a duration of at most 1000 years, found {shown}")
     return float(seconds)
+
+
+def as_found(value: object, limit: int = 40) -> str:
+    """A scalar the way an error shows what it found: as written (a text in
+    quotes), cut to `limit` characters."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        import decimal
+
+        text = str(decimal.Decimal(value))  # str() refuses an int of over 4300 digits
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."

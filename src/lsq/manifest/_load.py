@@ -24,7 +24,7 @@ from lsq.manifest import _core
 from lsq.manifest._cache import missing_program, source_digest
 from lsq.manifest._config import AppConfig, Origin
 from lsq.manifest._dotenv import Dotenv, parse_dotenv
-from lsq.manifest._frozen import replace
+from lsq.manifest._frozen import as_found, replace
 from lsq.manifest._interpolate import (
     Expansion,
     InterpolationError,
@@ -539,7 +539,7 @@ def _found(value: object) -> str:
         return "nothing"
     if isinstance(value, bool):
         return "true" if value else "false"
-    return repr(value)
+    return as_found(value)
 
 
 def _shorthand_keys(node: Node, path: Loc) -> list[str]:
@@ -802,15 +802,25 @@ def _check_commands(
     manifest: Manifest, tree: Node, envs: dict[str, dict[str, str]], root: Path,
     checked: list[tuple[str, str, str]],
 ) -> list[str]:
-    """An empty command is an error; a program that cannot be found is a
-    warning with its place: `lsq up` still starts the other services and
-    marks that one failed with the reason (the program may also appear by
-    the time it starts, for example from a build step)."""
+    """An empty command is an error; a program that cannot be found, or a
+    `cwd` that is not a folder, is a warning with its place: `lsq up` still
+    starts the other services and marks that one failed with the reason
+    (the program or folder may also appear by the time it starts, for
+    example from a build step)."""
     warnings: list[str] = []
     looked_up: dict[tuple[str, str, str], tuple[str, str] | None] = {}
     for name, service in manifest.services.items():
         if service.command is None:
             continue
+        cwd = root / service.cwd if service.cwd else root
+        if service.cwd and not cwd.is_dir():
+            node = _find(tree, ("services", name, "cwd"))
+            place = f"{node.mark}: " if node else ""
+            what = "is not a folder" if cwd.exists() else "does not exist"
+            warnings.append(
+                f"{place}services.{name}.cwd: {service.cwd!r} {what} (looked for {cwd}); "
+                f"create it or fix the path (lsq up will mark {name} failed)"
+            )
         node = _find(tree, ("services", name, "command"))
         where = f"services.{name}.command"
         mark = node.mark if node else None
@@ -828,9 +838,8 @@ def _check_commands(
             continue
         if isinstance(service.command, list) and node and node.child(0):
             mark = node.child(0).mark  # type: ignore[union-attr]
-        cwd = root / service.cwd if service.cwd else root
         if "/" in program and not cwd.is_dir():
-            continue  # the missing cwd is reported when the service starts
+            continue  # warned of above
         path = envs[name].get("PATH", os.environ.get("PATH", os.defpath))
         key = (program, str(cwd), path)
         if key not in looked_up:  # services often share a program (python, node)

@@ -165,13 +165,13 @@ def parse(text: str, file: str, *, override: bool = False, pure: bool = False) -
             f"{file}: {message}", fix="fix the file's encoding"
         ) from exc
     except RecursionError:
-        raise _too_deep(file) from None
+        raise _too_deep(text, file) from None
     if root is None:
         return None
     try:
         return _Builder(file).build(root, ())
     except RecursionError:
-        raise _too_deep(file) from None
+        raise _too_deep(text, file) from None
 
 
 def _check_version(text: str, file: str) -> None:
@@ -204,10 +204,37 @@ def _paired(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
-def _too_deep(file: str) -> ManifestError:
-    return ManifestError(
-        f"{file}: values are nested too deeply to read (hundreds of levels of [ or {{)",
-        fix="check the brackets; a manifest needs a few levels at most",
+_DEEP = 100  # levels of nesting from which one is named as too deep; none has a use
+
+
+def _too_deep(text: str, file: str) -> ManifestError:
+    """Reading recursed too deep: name where the nesting passes _DEEP
+    levels. The parser's events come one at a time, so finding that place
+    does not recurse."""
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = 0
+    try:
+        for event in YAML(typ="safe", pure=True).parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > _DEEP:
+                    mark = event.start_mark
+                    flow = bool(event.flow_style)
+                    return ManifestError(
+                        "expected values nested a few levels deep, found more than "
+                        f"{_DEEP} levels of {'[ and {' if flow else 'indented blocks'} here",
+                        mark=Mark(file, mark.line + 1, mark.column + 1),
+                        fix="close what was opened: each [ with a ], each { with a }" if flow
+                        else "check the indentation",
+                    )
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except (YAMLError, RecursionError):
+        pass
+    return ManifestError(  # deep through aliases, not in the text
+        f"{file}: values are nested too deeply to read",
+        fix="a manifest needs a few levels at most; check the anchors (&) and aliases (*)",
     )
 
 
@@ -403,7 +430,16 @@ def _int(text: str) -> int:
     clean = text.replace("_", "")
     if clean.lstrip("+-")[:2].lower() in ("0x", "0o", "0b"):
         return int(clean, 0)
-    return int(clean, 10)
+    try:
+        return int(clean, 10)
+    except ValueError:
+        if not clean.lstrip("+-").isdigit():
+            raise
+    # Past 4300 digits int() refuses text (a guard against slow conversions);
+    # such a number is still a number, and is refused as too large.
+    import decimal
+
+    return int(decimal.Decimal(clean))
 
 
 def _float(text: str) -> float:
