@@ -51,8 +51,16 @@ def test_scale_up_and_down(app: App) -> None:
     assert _pids(app, "web") == pids[:1]
     assert_all_gone(procs[1:])
     assert app.service("worker")["instances"] == []
-    bad = app.lsq("scale", "web=lots")
-    assert bad.returncode == 2 and "SERVICE=N" in bad.stderr
+    for item in ("web=lots", "=2", "web=", "web=1.5"):
+        bad = app.lsq("scale", item)
+        assert bad.returncode == 2 and f"expected SERVICE=N such as web=3, found '{item}'" in bad.stderr
+    # A number out of range says the range, and asks nothing of the runtime.
+    for item, found in (("web=-1", "-1"), ("web=257", "257"), ("web=" + "9" * 5000, "9" * 12 + "...")):
+        bad = app.lsq("scale", "web=2", item)
+        assert bad.returncode == 2
+        assert bad.stderr.strip() == (f"lsq: error: replicas of web must be between 0 and 256, found {found}; "
+                                      "web=0 stops every replica"), bad.stderr
+    assert instance_states(app.service("web")) == ["running"]
 
 
 def test_stop_start_and_restart_one_service(app: App) -> None:

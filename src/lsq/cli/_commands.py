@@ -272,12 +272,20 @@ for _verb in ("start", "stop", "restart"):
 @click.pass_obj
 def scale(ctx: Context, assignments: tuple[str, ...]) -> None:
     """Set replica counts: lsq scale web=3 worker=2."""
+    from lsq.manifest._rules import MAX_REPLICAS
+
     app = _folder(ctx)
     pairs = []
     for item in assignments:
         name, sep, count = item.partition("=")
-        if not sep or not count.isdigit():
+        if not name or not sep or not re.fullmatch(r"[+-]?[0-9]+", count):
             raise UsageError(f"expected SERVICE=N such as web=3, found {item!r}")
+        if len(count) > 6 or not 0 <= int(count) <= MAX_REPLICAS:
+            found = count if len(count) <= 12 else count[:12] + "..."
+            raise UsageError(
+                f"replicas of {name} must be between 0 and {MAX_REPLICAS}, found {found}; "
+                f"{name}=0 stops every replica"
+            )
         pairs.append((name, int(count)))
     client = _client(app)
     for name, replicas in pairs:

@@ -14,6 +14,7 @@ from lsq.control._auth import Guard, new_token
 from lsq.control._http import HttpServer, Request, Response, Router
 from lsq.errors import LsqError, UsageError
 from lsq.manifest import AppConfig
+from lsq.manifest._rules import MAX_REPLICAS
 from lsq.runtime import Printer, Runtime
 
 if TYPE_CHECKING:
@@ -114,8 +115,10 @@ class ControlAPI:
             count = int(body["replicas"])  # type: ignore[index]
         except (ValueError, KeyError, TypeError):
             return Response.error(400, 'expected a JSON body {"replicas": N}')
-        if count < 0 or count > 256:
-            return Response.error(400, f"replicas must be between 0 and 256, found {count}")
+        if not 0 <= count <= MAX_REPLICAS:
+            return Response.error(
+                400, f"replicas must be between 0 and {MAX_REPLICAS}, found {count}"
+            )
         svc = self.runtime.app.services[name]
         if svc.port is not None and count > 1 and not self.runtime.gateway_enabled:
             return Response.error(

@@ -16,6 +16,7 @@ from typing import Any
 from lsq.manifest._frozen import M
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+MAX_REPLICAS = 256  # of one service, in the manifest and in `lsq scale`
 
 
 def one_health_kind(health: M) -> M:

@@ -172,7 +172,7 @@ class Service(_Model):
     port: Annotated[int, Strict()] | None = Field(
         None, ge=1, le=65535, description="Fixed port; else assigned."
     )
-    replicas: Annotated[int, Strict()] = Field(1, ge=0, le=256)
+    replicas: Annotated[int, Strict()] = Field(1, ge=0, le=rules.MAX_REPLICAS)
     health: Health | None = None
     depends_on: Annotated[
         dict[str, Condition | None], BeforeValidator(rules.depends_shorthand)
