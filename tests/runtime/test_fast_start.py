@@ -4,6 +4,7 @@ the runtime, and one that dies is replaced by a new interpreter."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -456,3 +457,26 @@ def test_up_d_with_a_timeout_also_starts_from_the_cache(app: App) -> None:
     app.track_runtime()
     assert result.returncode == 0, result.stdout + result.stderr
     assert not _from_cache(app)
+
+
+def test_one_sigterm_during_start_up_is_one_graceful_stop(app: App) -> None:
+    # A SIGTERM that came after the loop had started but before its signal
+    # handlers were added was noted (lsq._signals) and also delivered to those
+    # handlers: counted twice, it killed every service at once ("second
+    # signal"), in about one first start in five.
+    _counted_app(app)
+    log = app.state_dir() / "runtime.log"
+    for i in range(16):
+        (app.state_dir() / "manifest.cache").unlink(missing_ok=True)
+        cli = psutil.Popen([LSQ, "up", "-d"], cwd=app.root, env=app.env, stdout=-1, stderr=-1)
+        runtime = wait_for(lambda: [c for c in cli.children() if c.pid != cli.pid], 5,
+                           "the forked runtime")[0]
+        time.sleep(0.02 * i)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            runtime.send_signal(signal.SIGTERM)
+        cli.communicate(timeout=30)
+        app.lsq("down")  # a runtime forked again when the first died before it held signals
+        assert_all_gone([runtime], timeout=15)
+        text = log.read_text() if log.exists() else ""
+        assert "second signal" not in text, f"at {0.02 * i:.2f}s: {text[-600:]}"
+        log.unlink(missing_ok=True)

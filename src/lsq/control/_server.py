@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,8 @@ from lsq.runtime import Printer, Runtime
 
 if TYPE_CHECKING:
     from lsq.dashboard import Dashboard
+
+SAME_SIGNAL = 0.5  # seconds within which a replayed stop signal comes again from the loop
 
 
 class ControlAPI:
@@ -112,9 +115,11 @@ class ControlAPI:
         name = self._unit(request)
         try:
             body = request.json()
-            count = int(body["replicas"])  # type: ignore[index]
+            count = body["replicas"]  # type: ignore[index]
         except (ValueError, KeyError, TypeError):
-            return Response.error(400, 'expected a JSON body {"replicas": N}')
+            count = None
+        if not isinstance(count, int) or isinstance(count, bool):  # as strict as the manifest
+            return Response.error(400, 'expected a JSON body {"replicas": N}, N a whole number')
         if not 0 <= count <= MAX_REPLICAS:
             return Response.error(
                 400, f"replicas must be between 0 and {MAX_REPLICAS}, found {count}"
@@ -154,8 +159,17 @@ async def serve(
     force = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals_seen = 0
+    replayed: dict[int, float] = {}
 
     def on_signal(signum: int) -> None:
+        # A signal noted before the loop took over (lsq._signals) may reach
+        # this handler too: uvloop sets its wakeup descriptor when the loop
+        # starts, before the handlers are added. That is the same signal.
+        if time.monotonic() - replayed.pop(signum, -SAME_SIGNAL) < SAME_SIGNAL:
+            return
+        count(signum)
+
+    def count(signum: int) -> None:
         nonlocal signals_seen
         signals_seen += 1
         if signals_seen == 1:
@@ -175,7 +189,8 @@ async def serve(
     # Before any process starts, as children inherit the mask.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     for sig in _signals.caught:  # noted by a warm start (lsq._signals)
-        on_signal(sig)
+        replayed[sig] = time.monotonic()
+        count(sig)
     _signals.caught.clear()
 
     server: HttpServer | None = None
