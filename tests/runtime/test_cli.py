@@ -61,6 +61,14 @@ def test_scale_up_and_down(app: App) -> None:
         assert bad.stderr.strip() == (f"lsq: error: replicas of web must be between 0 and 256, found {found}; "
                                       "web=0 stops every replica"), bad.stderr
     assert instance_states(app.service("web")) == ["running"]
+    # Every name is checked before anything is scaled; a name never reaches
+    # another endpoint of the control API.
+    for items, error in ((("web=2", "nosuch=5"), "no service 'nosuch' that LSQ runs"),
+                         (("worker/stop?=2",), "no service 'worker/stop?' that LSQ runs")):
+        bad = app.lsq("scale", *items)
+        assert bad.returncode == 2 and error in bad.stderr, bad.stderr
+    assert instance_states(app.service("web")) == ["running"]
+    assert app.service("worker")["state"] == "running"
 
 
 def test_stop_start_and_restart_one_service(app: App) -> None:
@@ -96,15 +104,15 @@ def test_stop_start_and_restart_one_service(app: App) -> None:
 
 
 def _request(
-    port: int, method: str, path: str, headers: dict[str, str]
+    port: int, method: str, path: str, headers: dict[str, str], body: bytes = b""
 ) -> tuple[int, dict[str, object]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.putrequest(method, path, skip_host=True)
         for key, value in headers.items():
             conn.putheader(key, value)
-        conn.putheader("Content-Length", "0")
-        conn.endheaders()
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
         resp = conn.getresponse()
         return resp.status, json.loads(resp.read() or b"{}")
     finally:
@@ -158,6 +166,13 @@ def test_control_api_refuses_what_it_must(app: App) -> None:
         status, body = _request(port, method, path, headers)
         assert status == expected, (what, status, body)
         assert body.get("error"), what
+    # A count is a whole number, as strictly as in the manifest (1e400 used
+    # to drop the connection; 2.7, true and "3" were taken).
+    for count in (b"1e400", b"2.7", b"true", b'"3"', b"null"):
+        status, body = _request(port, "POST", "/v1/services/web/scale", {"Host": host, **auth},
+                                b'{"replicas": ' + count + b"}")
+        assert (status, body.get("error")) == (
+            400, 'expected a JSON body {"replicas": N}, N a whole number'), count
 
     # None of the refused requests changed anything.
     assert instance_states(app.service("web")) == ["running"]

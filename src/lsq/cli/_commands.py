@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -259,8 +259,16 @@ def _service_command(verb: str) -> None:
         # the runtime bounds by the service's startup_timeout per replica: no
         # bound of the CLI's own would be right for every app.
         timeout = None if verb == "restart" else 30.0
-        _client(_folder(ctx), timeout).post(f"/v1/services/{service}/{verb}")
+        _client(_folder(ctx), timeout).post(_service_path(service, verb))
         click.echo(f"lsq: {service}: {verb} done")
+
+
+def _service_path(name: str, verb: str) -> str:
+    """The control API's path for `verb` on service `name`, which is
+    quoted: a name such as `b/stop?` must not reach another endpoint."""
+    from urllib.parse import quote
+
+    return f"/v1/services/{quote(name, safe='')}/{verb}"
 
 
 for _verb in ("start", "stop", "restart"):
@@ -288,8 +296,15 @@ def scale(ctx: Context, assignments: tuple[str, ...]) -> None:
             )
         pairs.append((name, int(count)))
     client = _client(app)
+    # Every name is checked before any service is scaled: all or nothing.
+    status: Any = client.get("/v1/status")
+    runs = {str(s["name"]) for s in status["services"] if not s.get("external")}
+    for name, _ in pairs:
+        if name not in runs:
+            shown = name if len(name) <= 40 else name[:37] + "..."
+            raise UsageError(f"no service {shown!r} that LSQ runs; known: {', '.join(sorted(runs))}")
     for name, replicas in pairs:
-        client.post(f"/v1/services/{name}/scale", {"replicas": replicas})
+        client.post(_service_path(name, "scale"), {"replicas": replicas})
         click.echo(f"lsq: {name} scaled to {replicas}")
 
 
