@@ -230,6 +230,10 @@ def test_a_cwd_that_is_not_a_folder_is_warned_of_with_its_place(
         ),)
     (tmp_path / "api").mkdir()
     assert load_app("services:\n  a:\n    command: run\n    cwd: api\n").warnings == ()
+    # A name too long for the file system is a folder that does not exist.
+    app = load_app("services:\n  a:\n    command: [./x]\n    cwd: " + "a" * 300 + "\n")
+    assert app.warnings[0].startswith(
+        "lsq.yaml:4:10: services.a.cwd: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa... does not exist")
 
 
 def test_program_is_looked_up_on_the_services_own_path(

@@ -359,6 +359,14 @@ BAD = {
         [("services.web.stop_timeout: expected a duration of at most 1000 years, found "
           "9999999999999999999999999999999999999...; ")],
     ),
+    "a negative duration of thousands of digits": (
+        "services:\n  web:\n    command: run\n    stop_timeout: -" + "9" * 5000 + "\n",
+        {},
+        (),
+        "lsq.yaml:4:19",
+        [("services.web.stop_timeout: expected a duration of 0 or more, found "
+          "-999999999999999999999999999999999999...; ")],
+    ),
     "a long text where a number goes": (
         "services:\n  web:\n    command: run\n    replicas: " + "x" * 500 + "\n",
         {},

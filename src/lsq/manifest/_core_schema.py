@@ -8,7 +8,7 @@ Written by `python -m lsq.manifest._compile`; do not edit.
 from lsq.manifest import _frozen, _rules
 from lsq.manifest._core import defaults, field, make, model
 
-SOURCES = '7b35f6d199bdf0a7327434576a667bf3'
+SOURCES = 'f24f81ffbcf412dd7d7c5c9122393e9f'
 PYDANTIC = '2.14.4'
 PYDANTIC_CORE = '2.50.5'
 

@@ -178,13 +178,13 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"expected a duration such as 2s or 500ms, found {value!r}")
     if isinstance(value, (int, float)):
         if value < 0:
-            raise ValueError(f"expected a duration of 0 or more, found {value}")
+            raise ValueError(f"expected a duration of 0 or more, found {as_found(value)}")
         return _bounded(value, value)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             return _bounded(float(match.group(1)) * _UNITS[match.group(2)], value)
-    raise ValueError(f"expected a duration such as 2s or 500ms, found {value!r}")
+    raise ValueError(f"expected a duration such as 2s or 500ms, found {as_found(value)}")
 
 
 def _bounded(seconds: float, written: object) -> float:

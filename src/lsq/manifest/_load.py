@@ -813,13 +813,14 @@ def _check_commands(
         if service.command is None:
             continue
         cwd = root / service.cwd if service.cwd else root
-        if service.cwd and not cwd.is_dir():
+        if service.cwd and not _is_dir(cwd):
             node = _find(tree, ("services", name, "cwd"))
             place = f"{node.mark}: " if node else ""
-            what = "is not a folder" if cwd.exists() else "does not exist"
+            what = "is not a folder" if _exists(cwd) else "does not exist"
+            looked = str(cwd) if len(str(cwd)) <= 200 else f"{str(cwd)[:197]}..."
             warnings.append(
-                f"{place}services.{name}.cwd: {service.cwd!r} {what} (looked for {cwd}); "
-                f"create it or fix the path (lsq up will mark {name} failed)"
+                f"{place}services.{name}.cwd: {as_found(service.cwd)} {what} (looked for "
+                f"{looked}); create it or fix the path (lsq up will mark {name} failed)"
             )
         node = _find(tree, ("services", name, "command"))
         where = f"services.{name}.command"
@@ -838,7 +839,7 @@ def _check_commands(
             continue
         if isinstance(service.command, list) and node and node.child(0):
             mark = node.child(0).mark  # type: ignore[union-attr]
-        if "/" in program and not cwd.is_dir():
+        if "/" in program and not _is_dir(cwd):
             continue  # warned of above
         path = envs[name].get("PATH", os.environ.get("PATH", os.defpath))
         key = (program, str(cwd), path)
@@ -853,6 +854,20 @@ def _check_commands(
                 f"(lsq up will mark {name} failed)"
             )
     return warnings
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for the file system, say
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _program(command: str | list[str]) -> str | None:
