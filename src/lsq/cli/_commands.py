@@ -280,6 +280,7 @@ for _verb in ("start", "stop", "restart"):
 @click.pass_obj
 def scale(ctx: Context, assignments: tuple[str, ...]) -> None:
     """Set replica counts: lsq scale web=3 worker=2."""
+    from lsq.manifest._frozen import as_found, cut
     from lsq.manifest._rules import MAX_REPLICAS
 
     app = _folder(ctx)
@@ -289,9 +290,8 @@ def scale(ctx: Context, assignments: tuple[str, ...]) -> None:
         if not name or not sep or not re.fullmatch(r"[+-]?[0-9]+", count):
             raise UsageError(f"expected SERVICE=N such as web=3, found {item!r}")
         if len(count) > 6 or not 0 <= int(count) <= MAX_REPLICAS:
-            found = count if len(count) <= 12 else count[:12] + "..."
             raise UsageError(
-                f"replicas of {name} must be between 0 and {MAX_REPLICAS}, found {found}; "
+                f"replicas of {name} must be between 0 and {MAX_REPLICAS}, found {cut(count, 15)}; "
                 f"{name}=0 stops every replica"
             )
         pairs.append((name, int(count)))
@@ -301,8 +301,8 @@ def scale(ctx: Context, assignments: tuple[str, ...]) -> None:
     runs = {str(s["name"]) for s in status["services"] if not s.get("external")}
     for name, _ in pairs:
         if name not in runs:
-            shown = name if len(name) <= 40 else name[:37] + "..."
-            raise UsageError(f"no service {shown!r} that LSQ runs; known: {', '.join(sorted(runs))}")
+            raise UsageError(f"no service {as_found(name)} that LSQ runs; "
+                             f"known: {', '.join(sorted(runs))}")
     for name, replicas in pairs:
         client.post(_service_path(name, "scale"), {"replicas": replicas})
         click.echo(f"lsq: {name} scaled to {replicas}")

@@ -8,7 +8,7 @@ Written by `python -m lsq.manifest._compile`; do not edit.
 from lsq.manifest import _frozen, _rules
 from lsq.manifest._core import defaults, field, make, model
 
-SOURCES = 'f24f81ffbcf412dd7d7c5c9122393e9f'
+SOURCES = 'c1b6f32cea8e8863217eeab63acccd57'
 PYDANTIC = '2.14.4'
 PYDANTIC_CORE = '2.50.5'
 

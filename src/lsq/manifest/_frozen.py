@@ -190,8 +190,7 @@ def parse_duration(value: object) -> float:
 def _bounded(seconds: float, written: object) -> float:
     # Compared before float(): an int too large for a float raises OverflowError.
     if not seconds <= _LONGEST:  # too long, infinite, or NaN
-        shown = written if isinstance(written, str) else as_found(written)
-        shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+        shown = cut(written) if isinstance(written, str) else as_found(written)
         raise ValueError(f"expected a duration of at most 1000 years, found {shown}")
     return float(seconds)
 
@@ -205,4 +204,10 @@ def as_found(value: object, limit: int = 40) -> str:
         text = str(decimal.Decimal(value))  # str() refuses an int of over 4300 digits
     else:
         text = repr(value)
+    return cut(text, limit)
+
+
+def cut(text: str, limit: int = 40) -> str:
+    """`text`, or its start and `...` within `limit` characters: what an
+    error quotes of a value, however long the value is."""
     return text if len(text) <= limit else f"{text[: limit - 3]}..."

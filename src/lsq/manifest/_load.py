@@ -24,7 +24,7 @@ from lsq.manifest import _core
 from lsq.manifest._cache import missing_program, source_digest
 from lsq.manifest._config import AppConfig, Origin
 from lsq.manifest._dotenv import Dotenv, parse_dotenv
-from lsq.manifest._frozen import as_found, replace
+from lsq.manifest._frozen import as_found, cut, replace
 from lsq.manifest._interpolate import (
     Expansion,
     InterpolationError,
@@ -813,14 +813,14 @@ def _check_commands(
         if service.command is None:
             continue
         cwd = root / service.cwd if service.cwd else root
-        if service.cwd and not _is_dir(cwd):
+        cwd_is_dir = _is_dir(cwd)
+        if not cwd_is_dir:
             node = _find(tree, ("services", name, "cwd"))
             place = f"{node.mark}: " if node else ""
             what = "is not a folder" if _exists(cwd) else "does not exist"
-            looked = str(cwd) if len(str(cwd)) <= 200 else f"{str(cwd)[:197]}..."
             warnings.append(
                 f"{place}services.{name}.cwd: {as_found(service.cwd)} {what} (looked for "
-                f"{looked}); create it or fix the path (lsq up will mark {name} failed)"
+                f"{cut(str(cwd), 200)}); create it or fix the path (lsq up will mark {name} failed)"
             )
         node = _find(tree, ("services", name, "command"))
         where = f"services.{name}.command"
@@ -839,7 +839,7 @@ def _check_commands(
             continue
         if isinstance(service.command, list) and node and node.child(0):
             mark = node.child(0).mark  # type: ignore[union-attr]
-        if "/" in program and not _is_dir(cwd):
+        if "/" in program and not cwd_is_dir:
             continue  # warned of above
         path = envs[name].get("PATH", os.environ.get("PATH", os.defpath))
         key = (program, str(cwd), path)
